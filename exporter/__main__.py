@@ -1,0 +1,108 @@
+"""``python -m exporter serve|check``: the probe server and a curl-free probe."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+
+from exporter import __version__
+from exporter.config import Config, ConfigError, add_arguments, from_sources
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m exporter",
+        description="Health probe and Prometheus exporter for django-q2 clusters.")
+    parser.add_argument("--version", action="version", version=__version__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the probe/metrics server")
+    add_arguments(serve)
+    check = sub.add_parser("check", help="probe a running server: exit 0 on HTTP 200, else 1")
+    check.add_argument("url", nargs="?", default=None,
+                       help="URL to probe (default http://127.0.0.1:$PORT/healthz)")
+    check.add_argument("--timeout", type=float, default=2.0, help="seconds (default 2)")
+    return parser
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+                        stream=sys.stderr, force=True)
+
+
+def serve(cfg: Config, stop_event: threading.Event | None = None) -> int:
+    """Run until SIGTERM/SIGINT (or ``stop_event``); returns the exit code."""
+    from exporter import djangoenv
+    from exporter.app import App
+    from exporter.server import Server
+
+    t0 = time.monotonic()
+    setup_logging(cfg.log_level)
+    log = logging.getLogger("exporter")
+    setup = djangoenv.setup(cfg)
+    app = App(cfg, setup)
+    try:
+        server = Server(cfg.listen_host, cfg.listen_port, app.routes(), cfg.max_connections,
+                        cfg.read_timeout)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {cfg.listen_host}:{cfg.listen_port}: "
+                          f"{exc.strerror or exc}") from None
+    stop = stop_event or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    server.start()
+    for problem in setup.problems:
+        log.error("misconfiguration: %s", problem)
+    if app.other_names:
+        log.warning("Stats exist for other cluster name(s): %s (watching %r)",
+                    ", ".join(app.other_names), setup.cluster_name)
+    log.info("listening on %s:%d (cluster %r, host %r, broker %s) ready in %.0f ms",
+             cfg.listen_host, server.port, setup.cluster_name, cfg.hostname,
+             setup.broker_description, (time.monotonic() - t0) * 1000)
+    stop.wait()
+    log.info("stopping")
+    server.stop()
+    app.close()
+    return 0
+
+
+def check(url: str | None, timeout: float) -> int:
+    if url is None:
+        port = os.environ.get("DJANGO_Q_EXPORTER_PORT", "9847")
+        url = f"http://127.0.0.1:{port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (probe URL)
+            if resp.status == 200:
+                return 0
+            print(f"check: {url} answered HTTP {resp.status}", file=sys.stderr)
+    except urllib.error.HTTPError as exc:
+        print(f"check: {url} answered HTTP {exc.code}", file=sys.stderr)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        print(f"check: {url} unreachable: {reason}", file=sys.stderr)
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "check":
+        return check(args.url, args.timeout)
+    try:
+        cfg = from_sources(args, os.environ)
+        return serve(cfg)
+    except ConfigError as exc:
+        print(f"django-q-exporter: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Wire config, Django, sources, collectors and health into request handlers.
+
+The server calls ``App.routes()``; handlers take a ``Request`` and return a
+``Response``. Django is set up once here; requests pay no start-up cost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+
+from prometheus_client import CollectorRegistry
+
+from exporter import exposition, health, landing
+from exporter.config import Config
+from exporter.djangoenv import QSetup
+
+log = logging.getLogger("exporter")
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str = "text/plain; charset=utf-8"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[Request], Response]
+
+
+def django_q_version() -> str:
+    try:
+        return version("django-q2")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class App:
+    def __init__(self, cfg: Config, setup: QSetup, extra_collectors=()) -> None:
+        from exporter import sources as sources_mod
+        from exporter.collectors.clusters import ClusterCollector
+        from exporter.collectors.queues import QueueCollector
+        from exporter.collectors.runner import ScrapeRunner
+        from exporter.probe import Prober
+        from exporter.tracker import ClusterTracker
+
+        self.cfg = cfg
+        self.setup = setup
+        self.started = time.time()
+        self.dq_version = django_q_version()
+        self.sources = sources_mod.build(setup, cfg)
+        self.tracker = ClusterTracker(setup.cluster_name, cfg.stat_grace, cfg.retention,
+                                      cfg.expected_hosts)
+        # Scrapes and probes run their backend reads here, so a hung backend
+        # costs pool threads, never the HTTP threads.
+        self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="collect")
+        collectors = [ClusterCollector(self.sources.stats, self.tracker, self.dq_version)]
+        if self.sources.queue is not None:
+            collectors.append(QueueCollector(self.sources.queue, setup.broker))
+        collectors.extend(extra_collectors)
+        self.runner = ScrapeRunner(collectors, cfg.scrape_timeout, self.executor, self.dq_version)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self.runner)
+        self.other_names = self._diagnose_names()
+        self.prober = Prober(cfg, setup, self.sources, self.tracker, self.executor,
+                             self.started, self.other_names)
+
+    def _diagnose_names(self) -> tuple[str, ...]:
+        try:
+            return tuple(self.sources.stats.other_names())
+        except Exception as exc:
+            log.info("could not look for other cluster names: %s", exc)
+            return ()
+
+    def routes(self) -> dict[str, Handler]:
+        return {
+            "/healthz": self.readyz,
+            "/readyz": self.readyz,
+            "/livez": self.livez,
+            "/metrics": self.metrics,
+            "/": self.index,
+        }
+
+    # handlers -----------------------------------------------------------------
+    def readyz(self, request: Request) -> Response:
+        return self._health_response(health.readiness(self.prober.observe(), self.cfg), request)
+
+    def livez(self, request: Request) -> Response:
+        return self._health_response(health.liveness(self.prober.observe(), self.cfg), request)
+
+    def metrics(self, request: Request) -> Response:
+        body, content_type = exposition.render(self.registry, request.headers.get("accept"))
+        return Response(200, body, content_type)
+
+    def index(self, request: Request) -> Response:
+        page = landing.render(self.tracker.views(time.time()), self.setup.broker_description,
+                              self.setup.cluster_name, self.cfg.hostname, self.dq_version)
+        return Response(200, page, "text/html; charset=utf-8")
+
+    @staticmethod
+    def _health_response(report: health.HealthReport, request: Request) -> Response:
+        status = 200 if report.ok else 503
+        if request.query.get("verbose", "").lower() in ("1", "true", "yes"):
+            body = json.dumps(report.as_dict(), indent=2).encode() + b"\n"
+            return Response(status, body, "application/json")
+        return Response(status, b"true" if report.ok else b"false")
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,103 @@
+"""Run every collector per scrape: in parallel, within a budget, reporting on each.
+
+Like node_exporter's scrape loop: one failing or hanging collector never
+takes the scrape down; it reads ``django_q_exporter_collector_success 0``
+(and publishes its fallback families) while the others report normally. A
+collector still stuck from an earlier scrape is not started again, so a
+blackholed backend cannot pile up threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from exporter import __version__
+from exporter.collectors import Collector
+
+log = logging.getLogger("exporter.collectors")
+
+
+class ScrapeRunner:
+    def __init__(self, collectors: Sequence[Collector], timeout: float,
+                 executor: ThreadPoolExecutor, django_q_version: str) -> None:
+        self.collectors = list(collectors)
+        self.timeout = timeout
+        self.executor = executor
+        self.django_q_version = django_q_version
+        self._busy: set[str] = set()
+        self._lock = threading.Lock()
+        self._failing: set[str] = set()
+
+    def describe(self) -> list:
+        return []  # collected fresh each scrape; nothing to pre-describe
+
+    def _start(self, collector: Collector) -> Future | None:
+        with self._lock:
+            if collector.name in self._busy:
+                return None
+            self._busy.add(collector.name)
+
+        def run() -> list[Metric]:
+            try:
+                return list(collector.collect())
+            finally:
+                with self._lock:
+                    self._busy.discard(collector.name)
+
+        return self.executor.submit(run)
+
+    def collect(self) -> Iterable[Metric]:
+        started = time.perf_counter()
+        futures = {c.name: (c, self._start(c), time.perf_counter()) for c in self.collectors}
+        pending = [f for _, f, _ in futures.values() if f is not None]
+        wait(pending, timeout=self.timeout)
+        success = GaugeMetricFamily("django_q_exporter_collector_success",
+                                    "1 if the collector's last run succeeded",
+                                    labels=["collector"])
+        duration = GaugeMetricFamily("django_q_exporter_collector_duration_seconds",
+                                     "Time the collector took in this scrape",
+                                     labels=["collector"])
+        families: list[Metric] = []
+        for name, (collector, future, t0) in futures.items():
+            ok, error = False, "still running from an earlier scrape"
+            if future is not None:
+                if future.done():
+                    try:
+                        families.extend(future.result())
+                        ok = True
+                    except Exception as exc:
+                        error = f"{type(exc).__name__}: {exc}"
+                else:
+                    error = f"timed out after {self.timeout:g}s"
+            if not ok:
+                fallback = getattr(collector, "fallback", None)
+                if fallback is not None:
+                    families.extend(fallback())
+            self._log_transition(name, ok, error)
+            success.add_metric([name], 1 if ok else 0)
+            duration.add_metric([name], time.perf_counter() - t0)
+        build = GaugeMetricFamily("django_q_exporter_build_info",
+                                  "Exporter build information (value always 1)",
+                                  labels=["version", "django_q_version", "python_version"])
+        build.add_metric([__version__, self.django_q_version, platform.python_version()], 1)
+        families.extend([success, duration, build])
+        log.debug("scrape collected in %.1f ms", (time.perf_counter() - started) * 1000)
+        return families
+
+    def _log_transition(self, name: str, ok: bool, error: str) -> None:
+        """One log line when a collector starts or stops failing, not one per scrape."""
+        with self._lock:
+            if not ok and name not in self._failing:
+                self._failing.add(name)
+                log.warning("collector %s failed: %s", name, error)
+            elif ok and name in self._failing:
+                self._failing.discard(name)
+                log.info("collector %s recovered", name)

@@ -1,0 +1,184 @@
+"""The exporter's one configuration object, built from flags and environment.
+
+Every flag has an environment fallback ``DJANGO_Q_EXPORTER_<NAME>`` so the
+same image is configured by args in Kubernetes and by env in compose. All
+validation happens here, once, at start: a bad value stops the process with
+one line naming the flag, the variable and the value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+DEFAULT_PORT = 9847
+ENV_PREFIX = "DJANGO_Q_EXPORTER_"
+
+
+class ConfigError(Exception):
+    """A configuration value is unusable; the message is one line for the operator."""
+
+
+@dataclass(frozen=True)
+class Config:
+    listen_host: str = "0.0.0.0"
+    listen_port: int = DEFAULT_PORT
+    django_settings: str | None = None
+    cluster_name: str | None = None  # None: Q_CLUSTER["name"] from Django settings
+    hostname: str = field(default_factory=socket.gethostname)
+    expected_hosts: tuple[str, ...] = ()
+    backend_timeout: float = 1.0
+    scrape_timeout: float = 5.0
+    health_timeout: float = 0.5
+    health_cache: float = 0.25
+    stat_grace: float = 5.0
+    retention: float = 900.0
+    startup_grace: float = 60.0
+    progress_limit: float | None = None  # None: task timeout + progress_margin
+    progress_margin: float = 60.0
+    pod_store: str | None = None
+    max_connections: int = 64
+    read_timeout: float = 10.0
+    log_level: str = "INFO"
+
+    @property
+    def listen_url(self) -> str:
+        host = self.listen_host
+        if ":" in host:
+            host = f"[{host}]"
+        if host in ("0.0.0.0", "[::]", ""):
+            host = "127.0.0.1"
+        return f"http://{host}:{self.listen_port}"
+
+
+@dataclass(frozen=True)
+class _Option:
+    name: str  # flag without dashes
+    kind: str  # str | float | int | hosts | choice
+    help: str
+    choices: tuple[str, ...] = ()
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper().replace("-", "_")
+
+    @property
+    def attr(self) -> str:
+        return self.name.replace("-", "_")
+
+
+OPTIONS: tuple[_Option, ...] = (
+    _Option("listen-address", "str", f"host:port to bind (default 0.0.0.0:{DEFAULT_PORT})"),
+    _Option("django-settings", "str", "Django settings module (default: $DJANGO_SETTINGS_MODULE)"),
+    _Option("cluster-name", "str", "django-q cluster name to watch (default: Q_CLUSTER['name'])"),
+    _Option("hostname", "str", "host name of the local cluster (default: this host's name)"),
+    _Option("expected-hosts", "hosts", "comma-separated hosts whose clusters read 0 until seen"),
+    _Option("backend-timeout", "float", "seconds for each broker/cache/database call (default 1)"),
+    _Option("scrape-timeout", "float", "seconds budget for one /metrics collection (default 5)"),
+    _Option("health-timeout", "float",
+            "seconds budget for the backend reads of a probe (default 0.5)"),
+    _Option("health-cache", "float", "seconds a probe observation is reused (default 0.25)"),
+    _Option("stat-grace", "float", "seconds a vanished Stat still counts as up (default 5)"),
+    _Option("retention", "float",
+            "seconds a vanished cluster reads 0 before it is dropped (default 900)"),
+    _Option("startup-grace", "float",
+            "seconds after start during which no local Stat is expected (default 60)"),
+    _Option("progress-limit", "float",
+            "seconds without a finished task, with work pending, before not ready "
+            "(default: task timeout + 60)"),
+    _Option("pod-store", "str", "path of the per-pod metric store written by workers"),
+    _Option("max-connections", "int", "concurrent HTTP connections served (default 64)"),
+    _Option("read-timeout", "float", "seconds a client may take to send a request (default 10)"),
+    _Option("log-level", "choice", "DEBUG, INFO, WARNING or ERROR (default INFO)",
+            ("DEBUG", "INFO", "WARNING", "ERROR")),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare every option on ``parser``; defaults stay None so env can fill in."""
+    for opt in OPTIONS:
+        parser.add_argument(f"--{opt.name}", dest=opt.attr, default=None,
+                            help=f"{opt.help} [env {opt.env}]")
+
+
+def _parse_listen(value: str, source: str) -> tuple[str, int]:
+    host, sep, port_s = value.rpartition(":")
+    if not sep:
+        host, port_s = "", value
+    host = host.strip("[]") or "0.0.0.0"
+    try:
+        port = int(port_s)
+    except ValueError:
+        raise ConfigError(f"{source}: port {port_s!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{source}: port {port} is outside 0-65535")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not host.replace("-", "").replace(".", "").isalnum():
+            raise ConfigError(f"{source}: {host!r} is not an IP address or host name") from None
+    return host, port
+
+
+def _convert(opt: _Option, raw: str, source: str):
+    if opt.kind == "float":
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{source}: {raw!r} is not a number of seconds") from None
+        if not value > 0 or value != value or value == float("inf"):
+            raise ConfigError(f"{source}: {raw!r} must be a positive number of seconds")
+        return value
+    if opt.kind == "int":
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{source}: {raw!r} is not an integer") from None
+        if value < 1:
+            raise ConfigError(f"{source}: {raw!r} must be at least 1")
+        return value
+    if opt.kind == "hosts":
+        return tuple(h.strip() for h in raw.split(",") if h.strip())
+    if opt.kind == "choice":
+        if raw.upper() not in opt.choices:
+            raise ConfigError(f"{source}: {raw!r} is not one of {', '.join(opt.choices)}")
+        return raw.upper()
+    if not raw.strip():
+        raise ConfigError(f"{source}: empty value")
+    return raw.strip()
+
+
+def from_sources(args: argparse.Namespace | None, environ: Mapping[str, str]) -> Config:
+    """Build the Config: flag beats environment beats default."""
+    values: dict = {}
+    for opt in OPTIONS:
+        raw = getattr(args, opt.attr, None) if args is not None else None
+        source = f"--{opt.name}"
+        if raw is None:
+            raw = environ.get(opt.env)
+            source = opt.env
+        if raw is None:
+            continue
+        if opt.name == "listen-address":
+            values["listen_host"], values["listen_port"] = _parse_listen(raw, source)
+            continue
+        values[opt.attr] = _convert(opt, raw, source)
+    if "django_settings" not in values and environ.get("DJANGO_SETTINGS_MODULE"):
+        values["django_settings"] = environ["DJANGO_SETTINGS_MODULE"]
+    cfg = Config(**values)
+    if cfg.health_timeout >= 1.0:
+        raise ConfigError("health-timeout must stay under 1 s so probes answer within 1 s")
+    if cfg.scrape_timeout < cfg.backend_timeout:
+        raise ConfigError("scrape-timeout must be at least backend-timeout")
+    return cfg
+
+
+def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Config:
+    """Parse ``serve`` arguments (used by tests and the management command)."""
+    parser = argparse.ArgumentParser(prog="python -m exporter serve")
+    add_arguments(parser)
+    return from_sources(parser.parse_args(list(argv)), os.environ if environ is None else environ)

@@ -1,0 +1,150 @@
+"""Load Django settings once and describe the django-q2 set-up they imply.
+
+This is the only place that reads django-q2's ``Conf``; everything after it
+works on the plain ``QSetup`` value. It also bounds the exporter's own
+database connections (connect and statement timeouts) before the first
+connection is opened, so no query can hang a probe.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from exporter.config import Config, ConfigError
+from exporter.urls import mask_url
+
+PER_PROCESS_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+
+
+@dataclass(frozen=True)
+class QSetup:
+    """What the exporter needs to know about the watched django-q2 deployment."""
+
+    cluster_name: str  # Q_CLUSTER name: Stat key prefix and signing salt
+    queue_name: str  # broker list key (cluster_name unless multi-queue)
+    broker: str  # "redis" | "orm" | "other"
+    broker_description: str  # for logs and the landing page, password masked
+    redis_url: str | None
+    redis_kwargs: dict | None
+    orm_alias: str | None
+    cache_alias: str
+    secret_key: str
+    task_timeout: float | None
+    workers: int
+    retry: float
+    problems: tuple[str, ...]  # misconfigurations diagnosed at start
+
+    @property
+    def stat_prefix(self) -> str:
+        return f"django_q:{self.cluster_name}:cluster"
+
+
+def setup(cfg: Config) -> QSetup:
+    """Initialise Django from ``cfg.django_settings`` and read the django-q2 set-up."""
+    if not cfg.django_settings:
+        raise ConfigError(
+            "no Django settings: pass --django-settings or set DJANGO_SETTINGS_MODULE"
+        )
+    os.environ["DJANGO_SETTINGS_MODULE"] = cfg.django_settings
+    import django
+    from django.conf import settings
+
+    try:
+        django.setup()
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"Django settings {cfg.django_settings!r}: {exc}") from None
+    except Exception as exc:
+        raise ConfigError(f"Django settings {cfg.django_settings!r} failed to load: "
+                          f"{type(exc).__name__}: {exc}") from None
+    _bound_database_calls(settings.DATABASES, cfg.backend_timeout)
+    return describe(settings, cfg)
+
+
+def _bound_database_calls(databases: dict, timeout: float) -> None:
+    for db in databases.values():
+        options = db.setdefault("OPTIONS", {})
+        engine = db.get("ENGINE", "")
+        if "postgresql" in engine:
+            # libpq rounds connect_timeout to whole seconds, minimum 2.
+            options.setdefault("connect_timeout", max(2, int(round(timeout))))
+            ms = max(1, int(timeout * 1000))
+            extra = options.get("options", "")
+            if "statement_timeout" not in extra:
+                options["options"] = f"{extra} -c statement_timeout={ms}".strip()
+        elif "sqlite3" in engine:
+            options["timeout"] = min(float(options.get("timeout", timeout)), timeout)
+
+
+def describe(settings, cfg: Config) -> QSetup:
+    """Derive the QSetup from loaded settings, collecting misconfigurations."""
+    q = dict(getattr(settings, "Q_CLUSTER", {}) or {})
+    name = cfg.cluster_name or q.get("name", "default")
+    queue_name = q.get("cluster_name", name) if not cfg.cluster_name else name
+    problems: list[str] = []
+    redis_url = None
+    redis_kwargs = None
+    orm_alias = None
+    broker_class = q.get("broker_class", "")
+    if "orm" in q:
+        broker = "orm"
+        orm_alias = q["orm"]
+        if orm_alias not in settings.DATABASES:
+            raise ConfigError(f"Q_CLUSTER['orm'] names database {orm_alias!r}, "
+                              "which is not in DATABASES")
+        db = settings.DATABASES[orm_alias]
+        description = f"orm:{orm_alias} ({db.get('ENGINE', '?').rsplit('.', 1)[-1]})"
+    elif broker_class and "redis" not in broker_class.lower():
+        broker = "other"
+        description = f"unsupported broker class {broker_class}"
+        problems.append(f"broker class {broker_class} is not supported: "
+                        "queue metrics are unavailable (Redis and ORM are)")
+    elif any(k in q for k in ("sqs", "ironmq", "mongo", "disque_nodes")):
+        broker = "other"
+        description = "unsupported broker"
+        problems.append("only the Redis and ORM brokers are supported: "
+                        "queue metrics are unavailable")
+    else:
+        broker = "redis"
+        raw = q.get("redis", {})
+        if q.get("django_redis"):
+            raise ConfigError("Q_CLUSTER['django_redis'] is not supported; "
+                              "set Q_CLUSTER['redis'] to the same URL")
+        if isinstance(raw, str):
+            redis_url = raw
+            description = f"redis:{mask_url(raw)}"
+        else:
+            redis_kwargs = dict(raw)
+            description = "redis:{}:{}/{}".format(raw.get("host", "localhost"),
+                                                  raw.get("port", 6379), raw.get("db", 0))
+
+    cache_alias = q.get("cache", "default")
+    if broker != "redis":
+        caches = getattr(settings, "CACHES", {})
+        if cache_alias not in caches:
+            problems.append(f"Q_CLUSTER['cache'] names cache {cache_alias!r}, which is not in "
+                            "CACHES: cluster Stats are invisible")
+        elif caches[cache_alias].get("BACKEND") in PER_PROCESS_CACHES:
+            backend = caches[cache_alias]["BACKEND"].rsplit(".", 1)[-1]
+            problems.append(f"cache {cache_alias!r} is a per-process {backend}: the "
+                            "exporter cannot see Stats saved by qcluster; use a shared "
+                            "cache (Redis, database, memcached)")
+    timeout = q.get("timeout")
+    return QSetup(
+        cluster_name=name,
+        queue_name=queue_name,
+        broker=broker,
+        broker_description=description,
+        redis_url=redis_url,
+        redis_kwargs=redis_kwargs,
+        orm_alias=orm_alias,
+        cache_alias=cache_alias,
+        secret_key=settings.SECRET_KEY,  # django-q2 signs with SECRET_KEY only
+        task_timeout=float(timeout) if timeout else None,
+        workers=int(q.get("workers") or os.cpu_count() or 1),
+        retry=float(q.get("retry", 60)),
+        problems=tuple(problems),
+    )

@@ -1,0 +1,128 @@
+"""Gather a HealthObservation for the probes: the I/O half of health.
+
+Reads the Stats and the broker concurrently within ``health_timeout``; a
+result is reused for ``health_cache`` seconds and concurrent probes share
+one read (single flight), so a probe storm costs the backend at most a few
+reads per second and every probe answers in well under a second, even
+when the backend blackholes.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+
+from exporter.config import Config
+from exporter.djangoenv import QSetup
+from exporter.health import HealthObservation
+from exporter.sources import Sources
+from exporter.tracker import ClusterTracker
+
+
+def pid_alive(pid: int) -> bool:
+    """True if ``pid`` exists in this PID namespace and is not a zombie."""
+    if pid <= 0:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+class Prober:
+    def __init__(self, cfg: Config, setup: QSetup, sources: Sources, tracker: ClusterTracker,
+                 executor: ThreadPoolExecutor, process_started: float,
+                 other_names: tuple[str, ...] = (),
+                 clock: Callable[[], float] = time.time) -> None:
+        self.cfg = cfg
+        self.setup = setup
+        self.sources = sources
+        self.tracker = tracker
+        self.executor = executor
+        self.process_started = process_started
+        self.other_names = other_names
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._cached: tuple[float, HealthObservation] | None = None
+        self._stats_busy = threading.Event()
+        self._queue_busy = threading.Event()
+
+    def observe(self) -> HealthObservation:
+        with self._lock:  # single flight: concurrent probes wait for one read
+            now_mono = time.monotonic()
+            if self._cached and now_mono - self._cached[0] < self.cfg.health_cache:
+                return self._cached[1]
+            obs = self._read()
+            self._cached = (time.monotonic(), obs)
+            return obs
+
+    def _submit(self, busy: threading.Event, fn):
+        if busy.is_set():
+            return None  # an earlier read is still hanging: do not pile up
+        busy.set()
+
+        def run():
+            try:
+                return fn()
+            finally:
+                busy.clear()
+
+        return self.executor.submit(run)
+
+    def _read(self) -> HealthObservation:
+        stats_f = self._submit(self._stats_busy, self.sources.stats.read)
+        queue_f = (self._submit(self._queue_busy, self.sources.queue.read)
+                   if self.sources.queue is not None else None)
+        wait([f for f in (stats_f, queue_f) if f is not None], timeout=self.cfg.health_timeout)
+        stats, stats_error = _outcome(stats_f, self.cfg.health_timeout)
+        queue, broker_error = (None, None)
+        if self.sources.queue is not None:
+            queue, broker_error = _outcome(queue_f, self.cfg.health_timeout)
+        elif stats_error and self.setup.broker == "redis":
+            broker_error = stats_error
+        now = self.clock()
+        views = self.tracker.update(stats.stats if stats else (), now)
+        local = next((v for v in views if v.host == self.cfg.hostname
+                      and v.cluster_name == self.setup.cluster_name), None)
+        sentinel_alive = None
+        if local is not None and local.stat is not None:
+            sentinel_alive = pid_alive(local.stat.sentinel_pid)
+        return HealthObservation(
+            now=now,
+            process_started=self.process_started,
+            local_host=self.cfg.hostname,
+            cluster_name=self.setup.cluster_name,
+            local=local,
+            stats_error=stats_error,
+            broker_error=broker_error,
+            problems=self.setup.problems,
+            bad_signatures=stats.bad_signatures if stats else 0,
+            other_names=self.other_names,
+            sentinel_alive=sentinel_alive,
+            queue_size=queue.size if queue else None,
+            task_timeout=self.setup.task_timeout,
+        )
+
+
+def _outcome(future, timeout: float):
+    if future is None:
+        return None, "previous read still hanging"
+    if not future.done():
+        return None, f"no answer within {timeout:g}s"
+    try:
+        return future.result(), None
+    except Exception as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:300]

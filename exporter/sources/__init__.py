@@ -1,0 +1,34 @@
+"""The only code that talks to Redis, the database or the Django cache.
+
+Every call is read-only and bounded by ``Config.backend_timeout``. Sources
+return plain values from ``exporter.model``; they raise on failure and leave
+the decision of what a failure means to collectors and health.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from exporter.config import Config
+from exporter.djangoenv import QSetup
+from exporter.sources.queue import OrmQueueSource, QueueSource, RedisQueueSource
+from exporter.sources.stats import CacheStatSource, RedisStatSource, StatSource
+
+
+@dataclass(frozen=True)
+class Sources:
+    stats: StatSource
+    queue: QueueSource | None  # None for brokers we cannot read
+
+
+def build(setup: QSetup, cfg: Config) -> Sources:
+    """Pick the source implementations that match the broker set-up."""
+    if setup.broker == "redis":
+        from exporter.sources.redisclient import make_client
+
+        client = make_client(setup, cfg.backend_timeout)
+        return Sources(stats=RedisStatSource(client, setup, cfg.backend_timeout),
+                       queue=RedisQueueSource(client, setup))
+    stats = CacheStatSource(setup)
+    queue = OrmQueueSource(setup) if setup.broker == "orm" else None
+    return Sources(stats=stats, queue=queue)

@@ -1,0 +1,139 @@
+"""Read every cluster Stat under the watched name, without side effects.
+
+django-q2's own ``Stat.get_all()`` is unusable here: on Redis it runs
+``KEYS`` (blocks the server, O(keyspace)); on cache brokers it writes the key
+list back. These readers only read.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Protocol
+
+from exporter.djangoenv import QSetup
+from exporter.model import ClusterStat, StatsReading
+from exporter.sources import decode
+
+log = logging.getLogger("exporter.sources.stats")
+
+#: Index entries whose expiry lies this far in the past are still fetched:
+#: covers clock skew between the writing host and this one (MGET then
+#: simply returns nothing for keys that are really gone).
+INDEX_SKEW = 60.0
+SCAN_COUNT = 1000
+
+
+class StatSource(Protocol):
+    def read(self) -> StatsReading: ...
+
+
+def _decode_all(packs, setup: QSetup) -> tuple[list[ClusterStat], int, int]:
+    stats: list[ClusterStat] = []
+    bad = undecodable = 0
+    for pack in packs:
+        if not pack:
+            continue
+        try:
+            stats.append(decode.to_cluster_stat(
+                decode.loads(pack, setup.secret_key, setup.cluster_name), setup.cluster_name))
+        except decode.BadSignature:
+            bad += 1
+        except Exception as exc:  # a Stat pickled by an incompatible django-q2
+            undecodable += 1
+            log.debug("undecodable Stat: %s", exc)
+    return stats, bad, undecodable
+
+
+class RedisStatSource:
+    """Index (ZRANGEBYSCORE) + MGET: two round trips whatever the keyspace size.
+
+    Falls back to a bounded SCAN when the workers do not use
+    ``rsr_tasks.broker.IndexedRedisBroker`` (no index key exists).
+    """
+
+    def __init__(self, client, setup: QSetup, timeout: float) -> None:
+        self.client = client
+        self.setup = setup
+        self.timeout = timeout
+        self.index = f"{setup.stat_prefix}:index"
+        self.scan_mode_logged = False
+
+    def read(self) -> StatsReading:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrangebyscore(self.index, time.time() - INDEX_SKEW, "+inf")
+        pipe.exists(self.index)
+        keys, has_index = pipe.execute()
+        trips = 1
+        if not has_index:
+            keys, scan_trips = self._scan()
+            trips += scan_trips
+        packs = self.client.mget(keys) if keys else []
+        trips += 1 if keys else 0
+        stats, bad, undecodable = _decode_all(packs, self.setup)
+        return StatsReading(tuple(stats), bad, undecodable, round_trips=trips)
+
+    def _scan(self) -> tuple[list, int]:
+        if not self.scan_mode_logged:
+            log.warning("no Stat index %s: falling back to SCAN (cost grows with the "
+                        "keyspace; use rsr_tasks.broker.IndexedRedisBroker)", self.index)
+            self.scan_mode_logged = True
+        deadline = time.monotonic() + self.timeout
+        cursor, keys, trips = 0, [], 0
+        pattern = f"{self.setup.stat_prefix}:*"
+        while True:
+            cursor, batch = self.client.scan(cursor, match=pattern, count=SCAN_COUNT)
+            trips += 1
+            keys.extend(k for k in batch if not k.endswith(b":index"))
+            if cursor == 0:
+                return keys, trips
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"SCAN for {pattern} did not finish within {self.timeout}s")
+
+    def other_names(self, limit_calls: int = 20) -> tuple[str, ...]:
+        """Cluster names with Stats in Redis other than ours (diagnosis at start)."""
+        names: set[str] = set()
+        cursor = 0
+        for _ in range(limit_calls):
+            cursor, batch = self.client.scan(cursor, match="django_q:*:cluster*", count=SCAN_COUNT)
+            for key in batch:
+                parts = key.decode("utf-8", "replace").split(":")
+                if len(parts) >= 3 and parts[1] != self.setup.cluster_name:
+                    names.add(parts[1])
+            if cursor == 0:
+                break
+        return tuple(sorted(names))
+
+
+class CacheStatSource:
+    """Cache-backed brokers (ORM): the key list, then one get_many. No writes."""
+
+    def __init__(self, setup: QSetup) -> None:
+        self.setup = setup
+
+    def read(self) -> StatsReading:
+        from django.core.cache import caches
+
+        cache = caches[self.setup.cache_alias]
+        try:
+            keys = cache.get(self.setup.stat_prefix) or []
+            packs = list(cache.get_many(keys).values()) if keys else []
+        except Exception:
+            _close_cache_connections(self.setup.cache_alias)
+            raise
+        stats, bad, undecodable = _decode_all(packs, self.setup)
+        return StatsReading(tuple(stats), bad, undecodable, round_trips=2 if keys else 1)
+
+    def other_names(self) -> tuple[str, ...]:
+        return ()
+
+
+def _close_cache_connections(alias: str) -> None:
+    """A failed DatabaseCache query leaves a broken connection: drop it."""
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        try:
+            conn.close()
+        except Exception as exc:
+            log.debug("closing %s: %s", conn.alias, exc)

@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class RsrTasksConfig(AppConfig):
+    name = "rsr_tasks"
+    verbose_name = "RSR tasks"
+
+    def ready(self) -> None:
+        # Signal receivers must be connected in every process that runs tasks
+        # (qcluster workers, the monitor), which all load the app registry.
+        from rsr_tasks import instrumentation
+
+        instrumentation.connect()

@@ -1,0 +1,42 @@
+"""Recurring demo jobs: what used to be cron jobs in RSR."""
+
+import logging
+import time
+
+log = logging.getLogger("rsr_tasks.demo")
+
+
+def refresh_cache() -> str:
+    time.sleep(0.5)
+    return "refreshed"
+
+
+def send_digest() -> str:
+    time.sleep(2)
+    return "sent"
+
+
+def slow_report() -> str:
+    time.sleep(20)
+    return "reported"
+
+
+DEMO_SCHEDULES = {
+    # schedule name: (dotted function path, minutes between runs)
+    "refresh-cache": ("rsr_tasks.demo.jobs.refresh_cache", 1),
+    "send-digest": ("rsr_tasks.demo.jobs.send_digest", 1),
+    "slow-report": ("rsr_tasks.demo.jobs.slow_report", 2),
+}
+
+
+def register_schedules() -> list[str]:
+    """Create or update the demo Schedule rows; returns their names."""
+    from django_q.models import Schedule
+
+    for name, (func, minutes) in DEMO_SCHEDULES.items():
+        Schedule.objects.update_or_create(
+            name=name,
+            defaults={"func": func, "schedule_type": Schedule.MINUTES, "minutes": minutes,
+                      "repeats": -1},
+        )
+    return list(DEMO_SCHEDULES)

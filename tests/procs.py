@@ -1,0 +1,219 @@
+"""Real processes for tests: throwaway redis-server, qcluster and probe server.
+
+Everything here talks to real servers and real subprocesses; waits poll a
+condition with a deadline instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+SETTINGS = "rsr_tasks.demo.settings"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.1,
+             what: str = "condition"):
+    """Poll ``predicate`` until it returns a truthy value; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # keep polling; report the last error on timeout
+            last_exc = exc
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}"
+                                 + (f" (last error: {last_exc!r})" if last_exc else ""))
+        time.sleep(interval)
+
+
+class RedisServer:
+    """A private redis-server on a free port; never the shared one on 6379."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir), "--daemonize", "no",
+             "--logfile", str(self.workdir / "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import redis
+
+        client = redis.Redis(port=self.port, socket_timeout=0.5)
+        wait_for(client.ping, 10, 0.02, "redis-server to answer PING")
+        client.close()
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def client(self):
+        import redis
+
+        return redis.Redis(port=self.port, socket_timeout=2)
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("REDIS_URL", "DATABASE_URL", "DJANGO_Q_DATA_DIR")}
+    env.update(DJANGO_SETTINGS_MODULE=SETTINGS, PYTHONUNBUFFERED="1",
+               PYTHONPATH=str(ROOT))
+    env.update({k: v for k, v in extra.items() if v is not None})
+    return env
+
+
+def manage(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, timeout=timeout,
+                          capture_output=True, text=True, check=True)
+
+
+def migrate(env: dict[str, str]) -> None:
+    """Create the schema and the cache table(s) for a broker set-up."""
+    manage(env, "migrate", "--noinput", "-v", "0")
+    code = ("import django; django.setup(); from django.conf import settings; "
+            "from django.core.management import call_command; "
+            "[call_command('createcachetable', database=a, verbosity=0) "
+            "for a in settings.DATABASES]")
+    subprocess.run([PYTHON, "-c", code], cwd=ROOT, env=env, check=True, timeout=60,
+                   capture_output=True)
+
+
+class Proc:
+    """A subprocess with its output in a log file, stopped politely then firmly."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path,
+                 hostname: str | None = None) -> None:
+        if hostname:
+            # A separate UTS namespace gives this process tree its own host name
+            # (as root), which is how two "nodes" share one machine in tests.
+            args = ["unshare", "--uts", "sh", "-c",
+                    'hostname "$0" && exec "$@"', hostname, *args]
+        self.log_path = log
+        self._log = open(log, "ab")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            os.kill(self.proc.pid, sig)
+
+    def signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.alive():
+            self.signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.signal_group(signal.SIGKILL)
+                self.proc.wait(5)
+        self.signal_group(signal.SIGKILL)  # orphans (e.g. workers of a killed sentinel)
+        self._log.close()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+class Exporter(Proc):
+    """``python -m exporter serve`` on a free loopback port."""
+
+    def __init__(self, env: dict[str, str], log: Path, *flags: str,
+                 hostname: str | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()
+        args = [PYTHON, "-m", "exporter", "serve", "--listen-address",
+                f"127.0.0.1:{self.port}", *flags]
+        super().__init__(args, env, log, hostname)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def get(self, path: str, timeout: float = 5.0,
+            headers: dict[str, str] | None = None) -> tuple[int, str, dict[str, str]]:
+        req = urllib.request.Request(self.url + path, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, resp.read().decode(), dict(resp.headers)
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode(), dict(exc.headers)
+
+    def wait_ready_to_serve(self, timeout: float = 30) -> None:
+        def answering():
+            if not self.alive():
+                raise AssertionError(f"exporter exited:\n{self.output()}")
+            return self.get("/livez", timeout=1)[0] in (200, 503)
+
+        wait_for(answering, timeout, 0.05, "exporter to answer /livez")
+
+    def metrics_text(self) -> str:
+        status, body, _ = self.get("/metrics")
+        assert status == 200, body
+        return body
+
+    def samples(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """All samples of /metrics keyed by (name, sorted label pairs)."""
+        out = {}
+        for fam in text_string_to_metric_families(self.metrics_text()):
+            for s in fam.samples:
+                out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+        return out
+
+    def value(self, name: str, **labels: str) -> float | None:
+        """The one sample ``name`` whose labels include ``labels`` (None if absent)."""
+        want = set(labels.items())
+        found = [v for (n, ls), v in self.samples().items() if n == name and want <= set(ls)]
+        assert len(found) <= 1, f"{name}{labels} matched {len(found)} samples"
+        return found[0] if found else None
+
+
+def qcluster(env: dict[str, str], log: Path, hostname: str | None = None) -> Proc:
+    return Proc([PYTHON, "manage.py", "qcluster"], env, log, hostname)
