@@ -53,8 +53,10 @@ class App:
     def __init__(self, cfg: Config, setup: QSetup, extra_collectors=()) -> None:
         from exporter import sources as sources_mod
         from exporter.collectors.clusters import ClusterCollector
+        from exporter.collectors.pod import PodStoreCollector
         from exporter.collectors.queues import QueueCollector
         from exporter.collectors.runner import ScrapeRunner
+        from exporter.podstore import PodStore, default_path
         from exporter.probe import Prober
         from exporter.tracker import ClusterTracker
 
@@ -71,6 +73,7 @@ class App:
         collectors = [ClusterCollector(self.sources.stats, self.tracker, self.dq_version)]
         if self.sources.queue is not None:
             collectors.append(QueueCollector(self.sources.queue, setup.broker))
+        collectors.append(PodStoreCollector(PodStore(cfg.pod_store or default_path())))
         collectors.extend(extra_collectors)
         self.runner = ScrapeRunner(collectors, cfg.scrape_timeout, self.executor, self.dq_version)
         self.registry = CollectorRegistry(auto_describe=False)
