@@ -1,0 +1,42 @@
+#!/bin/sh
+# Container start script. With IS_WORKER set (1/true/yes) it runs the probe
+# server and the django-q cluster side by side, forwards SIGTERM/SIGINT to
+# both and exits with qcluster's exit code when qcluster exits. Otherwise it
+# runs the web command given as arguments.
+set -u
+cd "${APP_DIR:-/app}" 2>/dev/null || true
+PYTHON="${PYTHON:-python}"
+
+case "$(printf '%s' "${IS_WORKER:-}" | tr '[:upper:]' '[:lower:]')" in
+    1|true|yes|on) ;;
+    *)
+        if [ "$#" -eq 0 ]; then
+            echo "entrypoint.sh: not a worker (IS_WORKER unset) and no web command given" >&2
+            exit 64
+        fi
+        exec "$@"
+        ;;
+esac
+
+"$PYTHON" -m exporter serve &
+probe_pid=$!
+"$PYTHON" manage.py qcluster &
+cluster_pid=$!
+
+# shellcheck disable=SC2317  # called by the trap
+stop() {
+    kill -TERM "$cluster_pid" "$probe_pid" 2>/dev/null
+}
+trap stop TERM INT
+
+# wait returns early when a trapped signal arrives: keep waiting for qcluster.
+wait "$cluster_pid"
+status=$?
+while kill -0 "$cluster_pid" 2>/dev/null; do
+    wait "$cluster_pid"
+    status=$?
+done
+kill -TERM "$probe_pid" 2>/dev/null
+wait "$probe_pid" 2>/dev/null
+echo "entrypoint.sh: qcluster exited with status $status" >&2
+exit "$status"
