@@ -79,6 +79,32 @@ def _bound_database_calls(databases: dict, timeout: float) -> None:
             options["timeout"] = min(float(options.get("timeout", timeout)), timeout)
 
 
+def _broker_kind(q: dict) -> str:
+    """"redis" or "orm", from Q_CLUSTER; anything else is a start-up error."""
+    from django.utils.module_loading import import_string
+    from django_q.brokers.orm import ORM
+    from django_q.brokers.redis_broker import Redis
+
+    path = q.get("broker_class")
+    if path:
+        try:
+            cls = import_string(path)
+        except ImportError as exc:
+            raise ConfigError(f"Q_CLUSTER['broker_class'] {path!r} cannot be imported: "
+                              f"{exc}") from None
+        if isinstance(cls, type) and issubclass(cls, Redis):
+            return "redis"
+        if isinstance(cls, type) and issubclass(cls, ORM):
+            return "orm"
+        raise ConfigError(f"Q_CLUSTER['broker_class'] {path!r} is not supported "
+                          "(the Redis and ORM brokers and their subclasses are)")
+    for key in ("sqs", "ironmq", "mongo", "disque_nodes"):
+        if key in q:
+            raise ConfigError(f"Q_CLUSTER[{key!r}]: this broker is not supported "
+                              "(the Redis and ORM brokers are)")
+    return "orm" if "orm" in q else "redis"
+
+
 def describe(settings, cfg: Config) -> QSetup:
     """Derive the QSetup from loaded settings, collecting misconfigurations."""
     q = dict(getattr(settings, "Q_CLUSTER", {}) or {})
@@ -88,27 +114,15 @@ def describe(settings, cfg: Config) -> QSetup:
     redis_url = None
     redis_kwargs = None
     orm_alias = None
-    broker_class = q.get("broker_class", "")
-    if "orm" in q:
-        broker = "orm"
-        orm_alias = q["orm"]
+    broker = _broker_kind(q)
+    if broker == "orm":
+        orm_alias = q.get("orm", "default")
         if orm_alias not in settings.DATABASES:
             raise ConfigError(f"Q_CLUSTER['orm'] names database {orm_alias!r}, "
                               "which is not in DATABASES")
         db = settings.DATABASES[orm_alias]
         description = f"orm:{orm_alias} ({db.get('ENGINE', '?').rsplit('.', 1)[-1]})"
-    elif broker_class and "redis" not in broker_class.lower():
-        broker = "other"
-        description = f"unsupported broker class {broker_class}"
-        problems.append(f"broker class {broker_class} is not supported: "
-                        "queue metrics are unavailable (Redis and ORM are)")
-    elif any(k in q for k in ("sqs", "ironmq", "mongo", "disque_nodes")):
-        broker = "other"
-        description = "unsupported broker"
-        problems.append("only the Redis and ORM brokers are supported: "
-                        "queue metrics are unavailable")
     else:
-        broker = "redis"
         raw = q.get("redis", {})
         if q.get("django_redis"):
             raise ConfigError("Q_CLUSTER['django_redis'] is not supported; "

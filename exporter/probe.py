@@ -9,6 +9,7 @@ when the backend blackholes.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -20,6 +21,8 @@ from exporter.djangoenv import QSetup
 from exporter.health import HealthObservation
 from exporter.sources import Sources
 from exporter.tracker import ClusterTracker
+
+log = logging.getLogger("exporter.probe")
 
 
 def pid_alive(pid: int) -> bool:
@@ -59,6 +62,7 @@ class Prober:
         self._cached: tuple[float, HealthObservation] | None = None
         self._stats_busy = threading.Event()
         self._queue_busy = threading.Event()
+        self._bad_logged = False
 
     def observe(self) -> HealthObservation:
         with self._lock:  # single flight: concurrent probes wait for one read
@@ -97,6 +101,11 @@ class Prober:
         views = self.tracker.update(stats.stats if stats else (), now)
         local = next((v for v in views if v.host == self.cfg.hostname
                       and v.cluster_name == self.setup.cluster_name), None)
+        bad = stats.bad_signatures if stats else 0
+        if bad and not self._bad_logged:
+            log.error("misconfiguration: %d cluster Stat(s) failed the signature check: "
+                      "SECRET_KEY or Q_CLUSTER name differs from the workers'", bad)
+        self._bad_logged = bool(bad)
         sentinel_alive = None
         if local is not None and local.stat is not None:
             sentinel_alive = pid_alive(local.stat.sentinel_pid)
@@ -109,7 +118,7 @@ class Prober:
             stats_error=stats_error,
             broker_error=broker_error,
             problems=self.setup.problems,
-            bad_signatures=stats.bad_signatures if stats else 0,
+            bad_signatures=bad,
             other_names=self.other_names,
             sentinel_alive=sentinel_alive,
             queue_size=queue.size if queue else None,

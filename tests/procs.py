@@ -52,9 +52,11 @@ def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 
 class RedisServer:
     """A private redis-server on a free port; never the shared one on 6379."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, port: int | None = None,
+                 extra_args: tuple[str, ...] = ()) -> None:
         self.workdir = workdir
-        self.port = free_port()
+        self.port = port or free_port()
+        self.extra_args = extra_args
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -67,11 +69,14 @@ class RedisServer:
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(self.workdir), "--daemonize", "no",
-             "--logfile", str(self.workdir / "redis.log")],
+             "--logfile", str(self.workdir / "redis.log"), *self.extra_args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         import redis
 
-        client = redis.Redis(port=self.port, socket_timeout=0.5)
+        password = None
+        if "--requirepass" in self.extra_args:
+            password = self.extra_args[self.extra_args.index("--requirepass") + 1]
+        client = redis.Redis(port=self.port, socket_timeout=0.5, password=password)
         wait_for(client.ping, 10, 0.02, "redis-server to answer PING")
         client.close()
         return self
