@@ -56,8 +56,10 @@ class App:
         from exporter.collectors.pod import PodStoreCollector
         from exporter.collectors.queues import QueueCollector
         from exporter.collectors.runner import ScrapeRunner
+        from exporter.collectors.unique_tasks import UniqueTaskCollector
         from exporter.podstore import PodStore, default_path
         from exporter.probe import Prober
+        from exporter.sources.unique import UniqueTaskSource
         from exporter.tracker import ClusterTracker
 
         self.cfg = cfg
@@ -74,6 +76,7 @@ class App:
         if self.sources.queue is not None:
             collectors.append(QueueCollector(self.sources.queue, setup.broker))
         collectors.append(PodStoreCollector(PodStore(cfg.pod_store or default_path())))
+        collectors.append(UniqueTaskCollector(UniqueTaskSource(setup, cfg.backend_timeout)))
         collectors.extend(extra_collectors)
         self.runner = ScrapeRunner(collectors, cfg.scrape_timeout, self.executor, self.dq_version)
         self.registry = CollectorRegistry(auto_describe=False)

@@ -11,3 +11,9 @@ class RsrTasksConfig(AppConfig):
         from rsr_tasks import instrumentation
 
         instrumentation.connect()
+
+        from django_q.signals import post_spawn
+
+        from rsr_tasks.unique.schedules import on_post_spawn
+
+        post_spawn.connect(on_post_spawn, dispatch_uid="rsr_tasks.unique.post_spawn")

@@ -3,21 +3,26 @@
 import logging
 import time
 
+from rsr_tasks.unique import unique_task
+
 log = logging.getLogger("rsr_tasks.demo")
 
 
+@unique_task("refresh-cache", expiry=30)
 def refresh_cache() -> str:
     time.sleep(0.5)
     return "refreshed"
 
 
+@unique_task("send-digest", expiry=30)
 def send_digest() -> str:
     time.sleep(2)
     return "sent"
 
 
+@unique_task("slow-report", expiry=15, beat=3)
 def slow_report() -> str:
-    time.sleep(20)
+    time.sleep(150)  # outlives its 2-minute schedule: the next run is skipped
     return "reported"
 
 

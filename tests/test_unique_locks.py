@@ -1,0 +1,216 @@
+"""@unique_task under contention, crashes, long runs and lost locks (real Redis, real
+processes)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from tests.procs import PYTHON, ROOT, RedisServer, wait_for
+
+
+def driver(env, mode, name, *args, **popen):
+    cmd = [PYTHON, "-m", "tests.unique_driver", mode, "--name", name, *map(str, args)]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **popen)
+
+
+def result(proc, timeout=60) -> dict:
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def counter(exporter, outcome, task):
+    return exporter.value(f"django_q_unique_task_lock_{outcome}_total", task=task)
+
+
+def test_no_overlap_under_contention(make_env, procs, redis_server):
+    """8 processes x 200 attempts: never two holders; every attempt accounted for."""
+    env = make_env("redis")
+    name, detector = "contended", f"det-{uuid.uuid4().hex[:8]}"
+    workers = [driver(env, "contend", name, "--attempts", 200, "--expiry", 5,
+                      "--detector", detector) for _ in range(8)]
+    outs = [result(w, timeout=120) for w in workers]
+    r = redis_server.client()
+    assert int(r.get(f"{detector}:overlaps") or 0) == 0
+    acquired = sum(o["acquired"] for o in outs)
+    contended = sum(o["contended"] for o in outs)
+    assert acquired + contended == 1600
+    assert acquired > 0 and contended > 0
+    assert sum(o["errors"] + o["lost"] for o in outs) == 0
+    exporter = procs.exporter(env)
+    exporter.wait_ready_to_serve()
+    assert counter(exporter, "acquired", name) == acquired
+    assert counter(exporter, "contended", name) == contended
+    assert counter(exporter, "lost", name) == 0
+    assert exporter.value("django_q_unique_task_running", task=name) == 0
+    assert exporter.value("django_q_unique_task_heartbeat_timeout_seconds", task=name) == 5
+    assert exporter.value("django_q_unique_task_last_success_timestamp_seconds",
+                          task=name) > time.time() - 120
+
+
+def test_crashed_holder_frees_lock_after_one_expiry(make_env):
+    env = make_env("redis")
+    name, ready = "crashy", f"ready-{uuid.uuid4().hex[:8]}"
+    expiry = 2.0
+    holder = driver(env, "hold", name, "--seconds", 60, "--expiry", expiry, "--beat", 0.5,
+                    "--ready-key", ready)
+    import redis
+
+    r = redis.Redis.from_url(env["REDIS_URL"])
+    wait_for(lambda: r.get(ready), 20, what="holder to start its run")
+    time.sleep(0.6)  # let at least one heartbeat land, so the kill is mid-run
+    lock = f"django_q_exporter:{env['DJANGO_Q_NAME']}:unique:{name}:lock"
+    holder.send_signal(signal.SIGKILL)
+    killed_at = time.time()
+    remaining = r.pttl(lock) / 1000
+    assert 0 < remaining <= expiry
+    poller = driver(env, "poll", name, "--expiry", expiry, "--interval", 0.02,
+                    "--timeout", 10)
+    out = result(poller)
+    holder.wait()
+    waited = out["acquired_at"] - killed_at
+    # Not before the lock's expiry (20 ms tolerance for clock reads), within one expiry
+    # (+0.5 s for process start-up and polling).
+    assert remaining - 0.02 <= waited <= expiry + 0.5, (waited, remaining)
+
+
+def test_long_run_keeps_lock(make_env):
+    """A run of 3x the expiry keeps the lock; a competitor mid-way is always skipped."""
+    env = make_env("redis")
+    name, ready = "long", f"ready-{uuid.uuid4().hex[:8]}"
+    holder = driver(env, "hold", name, "--seconds", 3, "--expiry", 1, "--beat", 0.25,
+                    "--ready-key", ready)
+    import redis
+
+    r = redis.Redis.from_url(env["REDIS_URL"])
+    wait_for(lambda: r.get(ready), 20, what="holder to start")
+    competitor = driver(env, "contend", name, "--attempts", 60, "--expiry", 1)
+    # 60 attempts at ~1.5 ms apart plus start-up: spans well past the 1 s expiry.
+    out = result(competitor)
+    assert out["acquired"] == 0 and out["contended"] == 60
+    held = result(holder)
+    assert held["acquired"] == 1 and held["lost"] == 0
+    assert held["results"] == ["'done'"]
+
+
+def test_key_taken_over_mid_run_is_lost(make_env, procs):
+    env = make_env("redis")
+    name, ready = "takeover", f"ready-{uuid.uuid4().hex[:8]}"
+    holder = driver(env, "hold", name, "--seconds", 1.5, "--expiry", 1, "--beat", 0.2,
+                    "--ready-key", ready)
+    import redis
+
+    r = redis.Redis.from_url(env["REDIS_URL"])
+    wait_for(lambda: r.get(ready), 20, what="holder to start")
+    lock = f"django_q_exporter:{env['DJANGO_Q_NAME']}:unique:{name}:lock"
+    r.set(lock, "someone-else", px=10_000)
+    out = result(holder)
+    assert out["lost"] == 1 and out["results"][0].startswith("LockLost(")
+    assert "taken over" in out["results"][0]
+    assert r.get(lock) == b"someone-else"  # our release did not delete their lock
+    exporter = procs.exporter(env)
+    exporter.wait_ready_to_serve()
+    assert counter(exporter, "lost", name) == 1
+
+
+def test_redis_down_mid_run_is_lost_then_recovers(make_env, procs, tmp_path):
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        env = make_env("redis", REDIS_URL=server.url)
+        name, ready = "outage", f"ready-{uuid.uuid4().hex[:8]}"
+        holder = driver(env, "hold", name, "--seconds", 2, "--expiry", 1, "--beat", 0.2,
+                        "--ready-key", ready)
+        wait_for(lambda: server.client().get(ready), 20, what="holder to start")
+        server.stop()
+        t0 = time.monotonic()
+        out = result(holder, timeout=30)
+        assert time.monotonic() - t0 < 10, "the run must not hang on a dead Redis"
+        assert out["lost"] == 1 and "heartbeat failed" in out["results"][0]
+        server.start()
+        again = result(driver(env, "hold", name, "--seconds", 0, "--expiry", 1))
+        assert again["acquired"] == 1 and again["lost"] == 0 and again["errors"] == 0
+        exporter = procs.exporter(env)
+        exporter.wait_ready_to_serve()
+        assert counter(exporter, "lost", name) == 1
+        assert counter(exporter, "acquired", name) == 2
+    finally:
+        server.stop()
+
+
+def test_holder_clock_skew_does_not_matter(make_env, procs):
+    """Expiry and ages come from Redis TIME: a holder an hour ahead changes nothing."""
+    env = make_env("redis")
+    name, ready = "skewed", f"ready-{uuid.uuid4().hex[:8]}"
+    exporter = procs.exporter(env)
+    exporter.wait_ready_to_serve()
+    holder = driver(env, "hold", name, "--seconds", 1.5, "--expiry", 1, "--beat", 0.2,
+                    "--ready-key", ready, "--clock-skew", 3600)
+    import redis
+
+    r = redis.Redis.from_url(env["REDIS_URL"])
+    wait_for(lambda: r.get(ready), 20, what="holder to start")
+    wait_for(lambda: exporter.value("django_q_unique_task_running", task=name) == 1, 5,
+             what="running 1")
+    age = exporter.value("django_q_unique_task_heartbeat_age_seconds", task=name)
+    assert 0 <= age < 1.0
+    out = result(holder)
+    assert out["lost"] == 0 and out["acquired"] == 1
+    duration = exporter.value("django_q_unique_task_last_duration_seconds", task=name)
+    assert 1.4 < duration < 3.0
+
+
+def test_frozen_holder_heartbeat_goes_stale(make_env, procs):
+    env = make_env("redis")
+    name, ready = "frozen", f"ready-{uuid.uuid4().hex[:8]}"
+    exporter = procs.exporter(env)
+    exporter.wait_ready_to_serve()
+    holder = driver(env, "hold", name, "--seconds", 30, "--expiry", 1, "--beat", 0.2,
+                    "--ready-key", ready)
+    import redis
+
+    r = redis.Redis.from_url(env["REDIS_URL"])
+    try:
+        wait_for(lambda: r.get(ready), 20, what="holder to start")
+        assert exporter.value("django_q_unique_task_heartbeat_age_seconds", task=name) < 1
+        holder.send_signal(signal.SIGSTOP)
+        timeout = exporter.value("django_q_unique_task_heartbeat_timeout_seconds", task=name)
+        assert timeout == 1
+        wait_for(lambda: exporter.value("django_q_unique_task_heartbeat_age_seconds",
+                                        task=name) > timeout, 10, what="age past timeout")
+        assert exporter.value("django_q_unique_task_running", task=name) == 1
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+
+
+@pytest.mark.parametrize("kind", ["sqlite"])
+def test_django_cache_backend(kind, make_env, procs):
+    """The embedded default (database cache): cache.add locks, records, metrics."""
+    env = make_env(kind)
+    code = ("import django; django.setup()\n"
+            "from rsr_tasks.unique import unique_task, Skipped\n"
+            "import json\n"
+            "inner = []\n"
+            "@unique_task('db-cache', expiry=5)\n"
+            "def job():\n"
+            "    inner.append(repr(job()))\n"  # re-entrant call while holding: skipped
+            "    return 'ok'\n"
+            "print(json.dumps([repr(job()), inner[0]]))\n")
+    done = subprocess.run([PYTHON, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    outer, inner = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outer == "'ok'" and inner.startswith("Skipped(task='db-cache', reason='contended'")
+    exporter = procs.exporter(env)
+    exporter.wait_ready_to_serve()
+    assert counter(exporter, "acquired", "db-cache") == 1
+    assert counter(exporter, "contended", "db-cache") == 1
+    assert exporter.value("django_q_unique_task_running", task="db-cache") == 0
+    assert exporter.value("django_q_unique_task_last_duration_seconds", task="db-cache") >= 0

@@ -1,0 +1,25 @@
+"""Unique tasks run by a real qcluster in tests (importable by the workers)."""
+
+import os
+import time
+
+import redis
+
+from rsr_tasks.unique import unique_task
+
+
+@unique_task("dq-overlap", expiry=5)
+def overlap_job(detector: str, seconds: float) -> str:
+    r = redis.Redis.from_url(os.environ["REDIS_URL"])
+    if r.incr(f"{detector}:holders") > 1:
+        r.incr(f"{detector}:overlaps")
+    time.sleep(seconds)
+    r.decr(f"{detector}:holders")
+    r.incr(f"{detector}:runs")
+    return "worked"
+
+
+@unique_task("dq-sleeper", expiry=2, beat=0.5)
+def sleeper(seconds: float) -> str:
+    time.sleep(seconds)
+    return "slept"
