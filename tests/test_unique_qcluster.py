@@ -21,7 +21,8 @@ def test_fifty_enqueues_on_four_workers(make_env, procs, redis_server):
     exporter = procs.exporter(env)
     exporter.wait_ready_to_serve()
     _run(env, "from django_q.tasks import async_task\n"
-              f"for _ in range(50): async_task('tests.unique_jobs.overlap_job', {detector!r}, 0.3)\n")
+              "for _ in range(50):\n"
+              f"    async_task('tests.unique_jobs.overlap_job', {detector!r}, 0.3)\n")
     procs.qcluster(env)
     r = redis_server.client()
 
