@@ -61,6 +61,7 @@ def setup(cfg: Config) -> QSetup:
         raise ConfigError(f"Django settings {cfg.django_settings!r} failed to load: "
                           f"{type(exc).__name__}: {exc}") from None
     _bound_database_calls(settings.DATABASES, cfg.backend_timeout)
+    _bound_cache_calls(getattr(settings, "CACHES", {}), cfg.backend_timeout)
     return describe(settings, cfg)
 
 
@@ -103,6 +104,16 @@ def _broker_kind(q: dict) -> str:
             raise ConfigError(f"Q_CLUSTER[{key!r}]: this broker is not supported "
                               "(the Redis and ORM brokers are)")
     return "orm" if "orm" in q else "redis"
+
+
+def _bound_cache_calls(caches: dict, timeout: float) -> None:
+    """Redis-backed Django caches get socket timeouts (before first use)."""
+    for conf in caches.values():
+        if conf.get("BACKEND", "").endswith("RedisCache"):
+            options = conf.setdefault("OPTIONS", {})
+            options["socket_timeout"] = min(float(options.get("socket_timeout", timeout)), timeout)
+            options["socket_connect_timeout"] = min(
+                float(options.get("socket_connect_timeout", timeout)), timeout)
 
 
 def describe(settings, cfg: Config) -> QSetup:
