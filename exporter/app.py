@@ -56,9 +56,11 @@ class App:
         from exporter.collectors.pod import PodStoreCollector
         from exporter.collectors.queues import QueueCollector
         from exporter.collectors.runner import ScrapeRunner
+        from exporter.collectors.schedules import ScheduleCollector
         from exporter.collectors.unique_tasks import UniqueTaskCollector
         from exporter.podstore import PodStore, default_path
         from exporter.probe import Prober
+        from exporter.sources.schedules import ScheduleSource
         from exporter.sources.unique import UniqueTaskSource
         from exporter.tracker import ClusterTracker
 
@@ -75,15 +77,17 @@ class App:
         collectors = [ClusterCollector(self.sources.stats, self.tracker, self.dq_version)]
         if self.sources.queue is not None:
             collectors.append(QueueCollector(self.sources.queue, setup.broker))
-        collectors.append(PodStoreCollector(PodStore(cfg.pod_store or default_path())))
+        self.pod_store = PodStore(cfg.pod_store or default_path())
+        collectors.append(PodStoreCollector(self.pod_store))
         collectors.append(UniqueTaskCollector(UniqueTaskSource(setup, cfg.backend_timeout)))
+        collectors.append(ScheduleCollector(ScheduleSource()))
         collectors.extend(extra_collectors)
         self.runner = ScrapeRunner(collectors, cfg.scrape_timeout, self.executor, self.dq_version)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.runner)
         self.other_names = self._diagnose_names()
         self.prober = Prober(cfg, setup, self.sources, self.tracker, self.executor,
-                             self.started, self.other_names)
+                             self.started, self.other_names, self.pod_store)
 
     def _diagnose_names(self) -> tuple[str, ...]:
         try:

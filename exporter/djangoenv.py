@@ -37,6 +37,7 @@ class QSetup:
     workers: int
     retry: float
     problems: tuple[str, ...]  # misconfigurations diagnosed at start
+    stat_index: bool = False  # workers keep the Stat index (rsr_tasks IndexedRedisBroker)
 
     @property
     def stat_prefix(self) -> str:
@@ -172,4 +173,17 @@ def describe(settings, cfg: Config) -> QSetup:
         workers=int(q.get("workers") or os.cpu_count() or 1),
         retry=float(q.get("retry", 60)),
         problems=tuple(problems),
+        stat_index=_uses_stat_index(q),
     )
+
+
+def _uses_stat_index(q: dict) -> bool:
+    path = q.get("broker_class")
+    if not path:
+        return False
+    from django.utils.module_loading import import_string
+
+    from rsr_tasks.broker import IndexedRedisBroker
+
+    cls = import_string(path)
+    return isinstance(cls, type) and issubclass(cls, IndexedRedisBroker)

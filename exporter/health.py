@@ -144,9 +144,38 @@ class SentinelAliveCheck(Check):
         return True, "sentinel process alive"
 
 
+class ProgressCheck(Check):
+    """Work pending and nothing finished for too long: a stuck cluster.
+
+    django-q2 keeps saying Working while its monitor hangs, and Idle only
+    means its in-memory queues are empty, so status alone cannot tell.
+    """
+
+    name = "progress"
+
+    def evaluate(self, obs, cfg):
+        stat = obs.local.stat if obs.local else None
+        queued = obs.queue_size or 0
+        task_q = stat.task_q_size if stat else 0
+        done_q = stat.done_q_size if stat else 0
+        if not (queued or task_q or done_q):
+            return True, "no work pending"
+        limit = cfg.progress_limit or ((obs.task_timeout or 300.0) + cfg.progress_margin)
+        marks = [t for t in (obs.last_task_finished, obs.pending_since,
+                             stat.started_at if stat else None) if t is not None]
+        if not marks:
+            return True, "work pending, waiting for a first finished task"
+        idle = obs.now - max(marks)
+        pending = f"queue {queued}, task_q {task_q}, done_q {done_q}"
+        if idle > limit:
+            return False, (f"work pending ({pending}) and no task finished for {idle:.0f}s "
+                           f"(limit {limit:g}s): monitor or workers stuck")
+        return True, f"work pending ({pending}), last progress {idle:.0f}s ago"
+
+
 READINESS: tuple[Check, ...] = (
     ConfigCheck(), StatsReadableCheck(), BrokerCheck(), StatFreshCheck(), StatusCheck(),
-    WorkersCheck(), SentinelAliveCheck(),
+    WorkersCheck(), SentinelAliveCheck(), ProgressCheck(),
 )
 LIVENESS: tuple[Check, ...] = (SentinelAliveCheck(),)
 

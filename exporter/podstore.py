@@ -193,6 +193,14 @@ class PodStore:
                 "JOIN family f ON f.name = s.family ORDER BY f.name, s.labels, s.suffix")
             return [Row(n, t, h, suf, json.loads(lab), v) for n, t, h, suf, lab, v in cur]
 
+    def value(self, family: str, suffix: str, labels: dict[str, str]) -> float | None:
+        """One sample's value, or None if it was never written."""
+        with self._lock:
+            row = self._connection().execute(
+                "SELECT value FROM sample WHERE family = ? AND suffix = ? AND labels = ?",
+                (family, suffix, json.dumps(labels, sort_keys=True))).fetchone()
+        return row[0] if row else None
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None and self._pid == os.getpid():

@@ -48,7 +48,7 @@ def pid_alive(pid: int) -> bool:
 class Prober:
     def __init__(self, cfg: Config, setup: QSetup, sources: Sources, tracker: ClusterTracker,
                  executor: ThreadPoolExecutor, process_started: float,
-                 other_names: tuple[str, ...] = (),
+                 other_names: tuple[str, ...] = (), pod_store=None,
                  clock: Callable[[], float] = time.time) -> None:
         self.cfg = cfg
         self.setup = setup
@@ -63,6 +63,8 @@ class Prober:
         self._stats_busy = threading.Event()
         self._queue_busy = threading.Event()
         self._bad_logged = False
+        self.pod_store = pod_store
+        self._pending_since: float | None = None
 
     def observe(self) -> HealthObservation:
         with self._lock:  # single flight: concurrent probes wait for one read
@@ -109,6 +111,12 @@ class Prober:
         sentinel_alive = None
         if local is not None and local.stat is not None:
             sentinel_alive = pid_alive(local.stat.sentinel_pid)
+        pending = bool((queue.size if queue else 0) or (local and local.stat and (
+            local.stat.task_q_size or local.stat.done_q_size)))
+        if not pending:
+            self._pending_since = None
+        elif self._pending_since is None:
+            self._pending_since = now
         return HealthObservation(
             now=now,
             process_started=self.process_started,
@@ -123,7 +131,20 @@ class Prober:
             sentinel_alive=sentinel_alive,
             queue_size=queue.size if queue else None,
             task_timeout=self.setup.task_timeout,
+            last_task_finished=self._last_finished(),
+            pending_since=self._pending_since,
         )
+
+    def _last_finished(self) -> float | None:
+        if self.pod_store is None:
+            return None
+        try:
+            return self.pod_store.value(
+                "django_q_cluster_last_task_finished_timestamp_seconds", "",
+                {"cluster_name": self.setup.cluster_name, "host": self.cfg.hostname})
+        except Exception as exc:
+            log.debug("pod store unreadable: %s", exc)
+            return None
 
 
 def _outcome(future, timeout: float):

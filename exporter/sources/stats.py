@@ -48,8 +48,9 @@ def _decode_all(packs, setup: QSetup) -> tuple[list[ClusterStat], int, int]:
 class RedisStatSource:
     """Index (ZRANGEBYSCORE) + MGET: two round trips whatever the keyspace size.
 
-    Falls back to a bounded SCAN when the workers do not use
-    ``rsr_tasks.broker.IndexedRedisBroker`` (no index key exists).
+    Uses a time-bounded SCAN instead when the settings do not configure
+    ``rsr_tasks.broker.IndexedRedisBroker`` (stock django-q2 workers keep no
+    index); that costs O(keyspace) per read and is logged once.
     """
 
     def __init__(self, client, setup: QSetup, timeout: float) -> None:
@@ -60,14 +61,11 @@ class RedisStatSource:
         self.scan_mode_logged = False
 
     def read(self) -> StatsReading:
-        pipe = self.client.pipeline(transaction=False)
-        pipe.zrangebyscore(self.index, time.time() - INDEX_SKEW, "+inf")
-        pipe.exists(self.index)
-        keys, has_index = pipe.execute()
-        trips = 1
-        if not has_index:
-            keys, scan_trips = self._scan()
-            trips += scan_trips
+        if self.setup.stat_index:
+            keys = self.client.zrangebyscore(self.index, time.time() - INDEX_SKEW, "+inf")
+            trips = 1
+        else:
+            keys, trips = self._scan()
         packs = self.client.mget(keys) if keys else []
         trips += 1 if keys else 0
         stats, bad, undecodable = _decode_all(packs, self.setup)
@@ -75,8 +73,8 @@ class RedisStatSource:
 
     def _scan(self) -> tuple[list, int]:
         if not self.scan_mode_logged:
-            log.warning("no Stat index %s: falling back to SCAN (cost grows with the "
-                        "keyspace; use rsr_tasks.broker.IndexedRedisBroker)", self.index)
+            log.warning("workers keep no Stat index: reading Stats with SCAN (cost grows "
+                        "with the keyspace; use rsr_tasks.broker.IndexedRedisBroker)")
             self.scan_mode_logged = True
         deadline = time.monotonic() + self.timeout
         cursor, keys, trips = 0, [], 0

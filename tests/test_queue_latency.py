@@ -1,0 +1,53 @@
+"""Queue latency stays O(1) on Redis: 100 000 queued tasks cost the same commands as 1."""
+
+from __future__ import annotations
+
+import time
+
+from tests.test_task_metrics import run_py
+
+
+def _commandstats(client) -> dict[str, int]:
+    return {k.removeprefix("cmdstat_"): v["calls"] for k, v in client.info("commandstats").items()}
+
+
+def _scrape_commands(exporter, client) -> dict[str, int]:
+    client.config_resetstat()
+    exporter.metrics_text()
+    stats = _commandstats(client)
+    # Connection set-up (a new pool connection in another thread) is not per-scrape work.
+    return {k: v for k, v in stats.items()
+            if k not in ("config|resetstat", "info", "hello") and not k.startswith("client|")}
+
+
+def test_oldest_age_and_constant_cost_with_100k_backlog(make_env, procs, tmp_path):
+    from tests.procs import RedisServer
+
+    server = RedisServer(tmp_path / "redis").start()  # private: command counts are ours only
+    try:
+        env = make_env("redis", REDIS_URL=server.url)
+        exporter = procs.exporter(env)
+        exporter.wait_ready_to_serve()
+        enqueued_at = time.time()
+        run_py(env, "from django_q.tasks import async_task\n"
+                    "async_task('math.floor', 1.5)\n")
+        client = server.client()
+        key = f"django_q:{env['DJANGO_Q_NAME']}:q"
+        one = _scrape_commands(exporter, client)
+        age = exporter.value("django_q_queue_oldest_task_age_seconds")
+        assert 0 <= age <= time.time() - enqueued_at + 0.5
+        # Grow the backlog to 100 000 behind the real head task (copies of it).
+        payload = client.lindex(key, 0)
+        pipe = client.pipeline(transaction=False)
+        for _ in range(99_999):
+            pipe.rpush(key, payload)
+        pipe.execute()
+        assert exporter.value("django_q_queue_size") == 100_000
+        many = _scrape_commands(exporter, client)
+        assert many == one, (one, many)
+        assert "lrange" not in many and "keys" not in many and "scan" not in many
+        assert many["llen"] == 1 and many["lindex"] == 1
+        later = exporter.value("django_q_queue_oldest_task_age_seconds")
+        assert later >= age and later <= time.time() - enqueued_at + 0.5
+    finally:
+        server.stop()

@@ -1,0 +1,89 @@
+"""Task execution metrics through a real qcluster with worker recycling and timeouts."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+from tests.procs import PYTHON, ROOT, wait_for
+
+
+def run_py(env, code: str) -> str:
+    done = subprocess.run([PYTHON, "-c", "import django; django.setup()\n" + code], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def enqueue(env, func: str, args_list) -> None:
+    run_py(env, "from django_q.tasks import async_task\n"
+                f"for args in {list(args_list)!r}: async_task({func!r}, *args)\n")
+
+
+def test_counts_durations_and_queue_wait_with_recycling(make_env, procs):
+    env = make_env("redis", Q_WORKERS="2", Q_RECYCLE="5", Q_TIMEOUT="2", Q_RETRY="10")
+    exporter = procs.exporter(env)
+    exporter.wait_ready_to_serve()
+    # Enqueued while no cluster runs: these wait at least 2 s in the queue.
+    enqueue(env, "tests.task_funcs.quick", [(i,) for i in range(40)])
+    time.sleep(2)  # the wait itself is what is measured, not a synchronisation
+    cluster = procs.qcluster(env)
+    wait_for(lambda: exporter.value("django_q_tasks_total", func="tests.task_funcs.quick") == 40,
+             60, what="40 quick tasks counted")
+    enqueue(env, "tests.task_funcs.boom", [(i,) for i in range(10)])
+    enqueue(env, "tests.task_funcs.slow", [(30,) for _ in range(3)])
+
+    def done():
+        return (exporter.value("django_q_tasks_total", func="tests.task_funcs.boom") == 10
+                and exporter.value("django_q_tasks_total", func="tests.task_funcs.slow") == 3)
+
+    wait_for(done, 90, 0.5, what="failures and timeouts counted")
+    v = exporter.value
+    expected = {"quick": (40, 0), "boom": (10, 10), "slow": (3, 3)}
+    for name, (total, failed) in expected.items():
+        func = f"tests.task_funcs.{name}"
+        assert v("django_q_tasks_total", func=func) == total, name
+        assert v("django_q_tasks_failed_total", func=func) == failed, name
+        assert v("django_q_task_duration_seconds_count", func=func) == total, name
+        assert v("django_q_task_queue_wait_seconds_count", func=func) == total, name
+        assert v("django_q_task_duration_seconds_bucket", func=func, le="+Inf") == total, name
+    quick_sum = v("django_q_task_duration_seconds_sum", func="tests.task_funcs.quick")
+    assert 40 * 0.05 <= quick_sum < 40 * 0.05 + 2.0, quick_sum
+    slow_sum = v("django_q_task_duration_seconds_sum", func="tests.task_funcs.slow")
+    assert 3 * 1.9 <= slow_sum < 3 * 3.5, slow_sum  # killed at the 2 s timeout
+    # Queue wait: tasks enqueued while the cluster was stopped waited >= 2 s each;
+    # the failures, enqueued to a running cluster, waited far less.
+    quick_wait = v("django_q_task_queue_wait_seconds_sum", func="tests.task_funcs.quick") / 40
+    boom_wait = v("django_q_task_queue_wait_seconds_sum", func="tests.task_funcs.boom") / 10
+    assert quick_wait >= 2.0 and boom_wait < quick_wait - 1.0, (quick_wait, boom_wait)
+    # 53 tasks on 2 workers recycled every 5 tasks (and 3 timeouts): workers were replaced.
+    import socket
+
+    assert v("django_q_cluster_reincarnations_total", host=socket.gethostname()) >= 8
+    last = v("django_q_cluster_last_task_finished_timestamp_seconds",
+             host=socket.gethostname())
+    assert time.time() - 90 < last <= time.time()
+    # Counts never go backwards within a process lifetime: a later scrape agrees.
+    assert v("django_q_tasks_total", func="tests.task_funcs.quick") == 40
+    text = exporter.metrics_text()
+    lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                          text=True, timeout=30)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    cluster.stop()
+
+
+def test_func_label_is_capped(make_env, procs):
+    """5 000 generated names through the recording path: at most cap values + other."""
+    env = make_env("sqlite", DJANGO_Q_EXPORTER_FUNC_CAP="50")
+    run_py(env, "from rsr_tasks.instrumentation import _recorder\n"
+                "rec = _recorder()\n"
+                "for i in range(5000):\n"
+                "    rec.finished({'func': f'generated.f{i}', 'success': i % 2 == 0})\n")
+    exporter = procs.exporter(env)
+    exporter.wait_ready_to_serve()
+    funcs = {dict(labels)["func"] for (name, labels) in exporter.samples()
+             if name == "django_q_tasks_total"}
+    assert len(funcs) == 51 and "other" in funcs
+    assert exporter.value("django_q_tasks_total", func="other") == 4950
+    total = sum(v for (n, _), v in exporter.samples().items() if n == "django_q_tasks_total")
+    assert total == 5000
