@@ -24,6 +24,9 @@ from exporter.tracker import ClusterTracker
 
 log = logging.getLogger("exporter.probe")
 
+#: Seconds a bad-signature observation keeps failing the config check.
+BAD_SIGNATURE_MEMORY = 60.0
+
 
 def pid_alive(pid: int) -> bool:
     """True if ``pid`` exists in this PID namespace and is not a zombie."""
@@ -62,7 +65,7 @@ class Prober:
         self._cached: tuple[float, HealthObservation] | None = None
         self._stats_busy = threading.Event()
         self._queue_busy = threading.Event()
-        self._bad_logged = False
+        self._bad_seen: tuple[float, int] | None = None
         self.pod_store = pod_store
         self._pending_since: float | None = None
 
@@ -104,10 +107,15 @@ class Prober:
         local = next((v for v in views if v.host == self.cfg.hostname
                       and v.cluster_name == self.setup.cluster_name), None)
         bad = stats.bad_signatures if stats else 0
-        if bad and not self._bad_logged:
-            log.error("misconfiguration: %d cluster Stat(s) failed the signature check: "
-                      "SECRET_KEY or Q_CLUSTER name differs from the workers'", bad)
-        self._bad_logged = bool(bad)
+        if bad:
+            if self._bad_seen is None:
+                log.error("misconfiguration: %d cluster Stat(s) failed the signature check: "
+                          "SECRET_KEY or Q_CLUSTER name differs from the workers'", bad)
+            self._bad_seen = (now, bad)
+        elif self._bad_seen and now - self._bad_seen[0] < BAD_SIGNATURE_MEMORY:
+            bad = self._bad_seen[1]  # a Stat can blink out: keep reporting for a while
+        else:
+            self._bad_seen = None
         sentinel_alive = None
         if local is not None and local.stat is not None:
             sentinel_alive = pid_alive(local.stat.sentinel_pid)

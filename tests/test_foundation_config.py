@@ -123,9 +123,13 @@ def test_secret_key_mismatch_is_named(make_env, procs):
     wait_for(lambda: exporter.value("django_q_exporter_stats_rejected",
                                     reason="bad_signature") >= 1, 30,
              what="bad_signature count")
-    status, body, _ = exporter.get("/healthz?verbose=1")
-    config = next(c for c in json.loads(body)["checks"] if c["name"] == "config")
-    assert status == 503 and "failed the signature check" in config["reason"]
+
+    def config_check():
+        status, body, _ = exporter.get("/healthz?verbose=1")
+        config = next(c for c in json.loads(body)["checks"] if c["name"] == "config")
+        return status == 503 and "failed the signature check" in config["reason"]
+
+    wait_for(config_check, 10, what="the config check to name the signature problem")
     wait_for(lambda: "failed the signature check" in exporter.output(), 5,
              what="the mismatch in the log")
 

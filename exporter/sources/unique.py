@@ -10,10 +10,18 @@ from exporter.djangoenv import QSetup
 
 
 class UniqueTaskSource:
-    def __init__(self, setup: QSetup, timeout: float) -> None:
-        from rsr_tasks.unique import store
+    """Builds its store on first read, so a bad cache setting fails this collector
+    (and is reported) instead of the exporter's start."""
 
-        self.store = store.build(setup.cache_alias, setup.cluster_name, timeout)
+    def __init__(self, setup: QSetup, timeout: float) -> None:
+        self.setup = setup
+        self.timeout = timeout
+        self._store = None
 
     def read(self):
-        return self.store.read_all()
+        if self._store is None:
+            from rsr_tasks.unique import store
+
+            self._store = store.build(self.setup.cache_alias, self.setup.cluster_name,
+                                      self.timeout)
+        return self._store.read_all()
