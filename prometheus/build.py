@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""Render the alerting/recording rules, the PrometheusRule and the dashboard ConfigMap.
+
+    python prometheus/build.py                      # rewrite the committed files
+    python prometheus/build.py --check              # exit 1 if they drifted
+    python prometheus/build.py --overrides F --out D  # custom thresholds into D
+
+Thresholds live in prometheus/thresholds.yml; a YAML file of overrides
+replaces any of them. Cluster-wide series (clusters, queues, unique tasks,
+schedules) are the same from every exporter replica, so rules aggregate
+them with ``max``; per-pod counters are summed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RULES_FILE = HERE / "django-q.rules.yml"
+PROMETHEUSRULE_FILE = ROOT / "k8s" / "prometheusrule.yaml"
+DASHBOARD_FILE = ROOT / "grafana" / "dashboards" / "django-q.json"
+DASHBOARD_CM_FILE = ROOT / "k8s" / "grafana-dashboard-configmap.yaml"
+
+
+def recording_rules() -> list[dict]:
+    return [
+        {"record": "django_q:queue_size:max", "expr": "max by (queue) (django_q_queue_size)"},
+        {"record": "django_q:queue_oldest_task_age_seconds:max",
+         "expr": "max by (queue) (django_q_queue_oldest_task_age_seconds)"},
+        {"record": "django_q:tasks:rate5m",
+         "expr": "sum by (func) (rate(django_q_tasks_total[5m]))"},
+        {"record": "django_q:tasks_failed:rate5m",
+         "expr": "sum by (func) (rate(django_q_tasks_failed_total[5m]))"},
+        {"record": "django_q:task_duration_seconds_bucket:rate5m",
+         "expr": "sum by (func, le) (rate(django_q_task_duration_seconds_bucket[5m]))"},
+        {"record": "django_q:task_queue_wait_seconds_bucket:rate5m",
+         "expr": "sum by (func, le) (rate(django_q_task_queue_wait_seconds_bucket[5m]))"},
+    ]
+
+
+def _alert(name, expr, for_, severity, summary, description, anchor, t) -> dict:
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": for_,
+        "labels": {"severity": severity},
+        "annotations": {
+            "summary": summary,
+            "description": description,
+            "runbook": f"{t['runbook_base']}#{anchor}",
+        },
+    }
+
+
+def alert_rules(t: dict) -> list[dict]:
+    up = "max by (cluster_name, host) (django_q_cluster_up)"
+    return [
+        _alert("DjangoQNoClusterUp", "max by (cluster_name) (django_q_cluster_up) < 1",
+               t["for_no_cluster_up"], "critical",
+               "No django-q cluster {{ $labels.cluster_name }} is up",
+               "Every cluster named {{ $labels.cluster_name }} is stopped, stale or missing: "
+               "no task of that name runs anywhere.", "djangoqnoclusterup", t),
+        _alert("DjangoQClusterDown", f"{up} == 0", t["for_cluster_down"], "warning",
+               "django-q cluster {{ $labels.cluster_name }} on {{ $labels.host }} is down",
+               "The cluster on {{ $labels.host }} saves no fresh Stat or reports stopping/"
+               "stopped.", "djangoqclusterdown", t),
+        _alert("DjangoQClusterNotReady",
+               "max by (cluster_name, host) "
+               "(django_q_cluster_status{status=~\"starting|stopping\"}) == 1",
+               t["for_not_ready_status"], "warning",
+               "django-q cluster on {{ $labels.host }} stuck starting or stopping",
+               "The cluster on {{ $labels.host }} has been neither idle nor working for "
+               f"{t['for_not_ready_status']}.", "djangoqclusternotready", t),
+        _alert("DjangoQWorkersLow",
+               f"max by (cluster_name, host) (django_q_cluster_workers) < {t['workers_min']} "
+               f"and on (cluster_name, host) {up} == 1",
+               t["for_workers_low"], "warning",
+               "django-q cluster on {{ $labels.host }} runs {{ $value }} workers",
+               f"Fewer than {t['workers_min']} worker processes in a running cluster.",
+               "djangoqworkerslow", t),
+        _alert("DjangoQQueueBacklogGrowing",
+               f"deriv(django_q:queue_size:max[{t['backlog_window']}]) > 0 "
+               f"and django_q:queue_size:max > {t['backlog_min']}",
+               t["for_backlog_growing"], "warning",
+               "django-q queue {{ $labels.queue }} keeps growing",
+               "More tasks arrive than the clusters finish; the backlog is above "
+               f"{t['backlog_min']} and rising.", "djangoqqueuebackloggrowing", t),
+        _alert("DjangoQQueueLatencyHigh",
+               f"django_q:queue_oldest_task_age_seconds:max > {t['queue_age_max']}",
+               t["for_queue_latency"], "warning",
+               "Tasks wait {{ $value | humanizeDuration }} in queue {{ $labels.queue }}",
+               f"The task at the head of the queue has waited more than {t['queue_age_max']}s.",
+               "djangoqqueuelatencyhigh", t),
+        _alert("DjangoQTaskFailureRatioHigh",
+               f"sum by (func) (rate(django_q_tasks_failed_total[{t['failure_ratio_window']}]))"
+               f" / sum by (func) (rate(django_q_tasks_total[{t['failure_ratio_window']}]))"
+               f" > {t['failure_ratio_max']}"
+               f" and sum by (func) (rate(django_q_tasks_total[{t['failure_ratio_window']}]))"
+               f" > {t['failure_min_rate']}",
+               t["for_failure_ratio"], "warning",
+               "{{ $value | humanizePercentage }} of {{ $labels.func }} tasks fail",
+               f"More than {t['failure_ratio_max']} of the finished tasks of this function "
+               "failed (timeouts included).", "djangoqtaskfailureratiohigh", t),
+        _alert("DjangoQUniqueTaskHeartbeatStale",
+               "max by (task) (django_q_unique_task_heartbeat_age_seconds) "
+               "> max by (task) (django_q_unique_task_heartbeat_timeout_seconds)",
+               t["for_heartbeat_stale"], "critical",
+               "Unique task {{ $labels.task }} stopped beating",
+               "A run of {{ $labels.task }} is in progress but its heartbeat is older than its "
+               "lock expiry: the holder hangs or died mid-run.",
+               "djangoquniquetaskheartbeatstale", t),
+        _alert("DjangoQUniqueTaskNoRecentSuccess",
+               "time() - max by (task) (django_q_unique_task_last_success_timestamp_seconds) "
+               f"> {t['unique_success_max_age']}",
+               t["for_unique_no_success"], "warning",
+               "Unique task {{ $labels.task }} has not succeeded recently",
+               f"No run of {{{{ $labels.task }}}} completed without error in the last "
+               f"{t['unique_success_max_age']}s.", "djangoquniquetasknorecentsuccess", t),
+        _alert("DjangoQUniqueTaskLockLost",
+               "sum by (task) (increase(django_q_unique_task_lock_lost_total"
+               f"[{t['lock_lost_window']}])) > 0",
+               "0m", "warning",
+               "Unique task {{ $labels.task }} lost its lock mid-run",
+               "A run finished without owning its lock to the end (cache outage or expiry): "
+               "two runs may have overlapped.", "djangoquniquetasklocklost", t),
+        _alert("DjangoQScheduleOverdue",
+               f"max by (schedule) (django_q_schedule_next_run_delay_seconds) "
+               f"> {t['schedule_delay_max']}",
+               t["for_schedule_overdue"], "warning",
+               "Schedule {{ $labels.schedule }} is {{ $value | humanizeDuration }} overdue",
+               "The schedule's next_run lies in the past: no cluster runs the scheduler, or "
+               "it cannot keep up.", "djangoqscheduleoverdue", t),
+        _alert("DjangoQBrokerDown", "max by (broker) (django_q_broker_up) == 0",
+               t["for_broker_down"], "critical",
+               "The django-q broker ({{ $labels.broker }}) does not answer",
+               "No exporter gets an answer from the broker within its timeout.",
+               "djangoqbrokerdown", t),
+        _alert("DjangoQExporterDown", f"up{{job=\"{t['job']}\"}} == 0",
+               t["for_exporter_down"], "warning",
+               "django-q exporter {{ $labels.instance }} is down",
+               "Prometheus cannot scrape the probe server.", "djangoqexporterdown", t),
+        _alert("DjangoQExporterCollectorFailing",
+               "django_q_exporter_collector_success == 0", t["for_collector_failing"],
+               "warning",
+               "Collector {{ $labels.collector }} fails on {{ $labels.instance }}",
+               "The exporter cannot read what this collector reports (see its log).",
+               "djangoqexportercollectorfailing", t),
+    ]
+
+
+def groups(t: dict) -> dict:
+    return {"groups": [
+        {"name": "django-q.recording", "rules": recording_rules()},
+        {"name": "django-q.alerts", "rules": alert_rules(t)},
+    ]}
+
+
+def thresholds(overrides: Path | None) -> dict:
+    t = yaml.safe_load((HERE / "thresholds.yml").read_text())
+    if overrides:
+        extra = yaml.safe_load(overrides.read_text()) or {}
+        unknown = set(extra) - set(t)
+        if unknown:
+            raise SystemExit(f"build.py: unknown threshold(s) in {overrides}: "
+                             f"{', '.join(sorted(unknown))}")
+        t.update(extra)
+    return t
+
+
+def dump(data) -> str:
+    return yaml.safe_dump(data, sort_keys=False, width=100, allow_unicode=True)
+
+
+def render(t: dict) -> dict[Path, str]:
+    rules = groups(t)
+    header = "# Generated by prometheus/build.py from thresholds.yml: do not edit.\n"
+    prometheusrule = {
+        "apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+        "metadata": {"name": "django-q", "labels": {"app.kubernetes.io/name": "django-q-worker",
+                                                   "release": "prometheus"}},
+        "spec": rules,
+    }
+    dashboard = json.loads(DASHBOARD_FILE.read_text())
+    configmap = {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "django-q-dashboard", "labels": {"grafana_dashboard": "1"}},
+        "data": {"django-q.json": json.dumps(dashboard, indent=1, sort_keys=True) + "\n"},
+    }
+    return {RULES_FILE: header + dump(rules),
+            PROMETHEUSRULE_FILE: header + dump(prometheusrule),
+            DASHBOARD_CM_FILE: header + dump(configmap)}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--overrides", type=Path)
+    p.add_argument("--out", type=Path, help="write only the rules file, into this folder")
+    p.add_argument("--check", action="store_true")
+    a = p.parse_args(argv)
+    outputs = render(thresholds(a.overrides))
+    if a.out:
+        a.out.mkdir(parents=True, exist_ok=True)
+        (a.out / RULES_FILE.name).write_text(outputs[RULES_FILE])
+        return 0
+    drifted = [path for path, text in outputs.items()
+               if not path.exists() or path.read_text() != text]
+    if a.check:
+        for path in drifted:
+            print(f"build.py: {path.relative_to(ROOT)} is out of date", file=sys.stderr)
+        return 1 if drifted else 0
+    for path in drifted:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(outputs[path])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
