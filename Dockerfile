@@ -1,0 +1,18 @@
+# Image for the web and worker containers (same image, switched by IS_WORKER).
+FROM python:3.11-slim
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 APP_DIR=/app
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends curl \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --gid 10001 app && useradd --uid 10001 --gid app --no-create-home app
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY exporter ./exporter
+COPY rsr_tasks ./rsr_tasks
+RUN pip install ".[postgres]" gunicorn
+COPY manage.py ./
+COPY k8s/entrypoint.sh k8s/worker.sh ./k8s/
+USER 10001
+EXPOSE 9847
+ENTRYPOINT ["/app/k8s/entrypoint.sh"]
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "rsr_tasks.demo.wsgi:application"]
