@@ -121,6 +121,10 @@ def test_every_promql_expression_parses():
 def used_metric_names() -> set[str]:
     names = set()
     for expr in dashboard_exprs() + rule_exprs():
+        # Label lists of aggregations and vector matching are not metric names.
+        expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "",
+                      expr)
+        expr = re.sub(r"\{[^}]*\}", "", expr)  # nor are label matchers
         names.update(re.findall(r"\b(django_q_[a-z_]+|django_q:[a-z0-9_:]+)", expr))
     return names
 

@@ -1,0 +1,127 @@
+"""The whole chain: real qcluster -> real exporter -> real Prometheus with the shipped
+rules; and every metric name the dashboard and rules use is emitted by a live exporter."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import urllib.parse
+import urllib.request
+import uuid
+
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.procs import PYTHON, ROOT, free_port, wait_for
+from tests.test_artifacts_static import recording_names, used_metric_names
+from tests.test_task_metrics import enqueue, run_py
+
+
+def sample_names(exporter) -> set[str]:
+    return {s.name for fam in text_string_to_metric_families(exporter.metrics_text())
+            for s in fam.samples}
+
+
+@pytest.fixture
+def stack(make_env, procs, redis_server):
+    """A Redis-broker cluster that ran tasks (ok and failing), a schedule, and a unique
+    task holder that is still running (so every family is present)."""
+    env = make_env("redis", Q_WORKERS="2")
+    run_py(env, "from django_q.models import Schedule\n"
+                "Schedule.objects.create(name='e2e', func='tests.task_funcs.quick', args='1',"
+                " schedule_type=Schedule.HOURLY)\n")
+    exporter = procs.exporter(env)
+    cluster = procs.qcluster(env)
+    exporter.wait_ready_to_serve()
+    enqueue(env, "tests.task_funcs.quick", [(1,)])
+    enqueue(env, "tests.task_funcs.boom", [(1,)])
+    # One completed run of the unique task (last success/duration), then one that holds.
+    subprocess.run([PYTHON, "-m", "tests.unique_driver", "hold", "--name", "e2e-job",
+                    "--expiry", "2"], cwd=ROOT, env=env, check=True, timeout=60,
+                   capture_output=True)
+    ready = f"ready-{uuid.uuid4().hex[:8]}"
+    holder = subprocess.Popen([PYTHON, "-m", "tests.unique_driver", "hold", "--name", "e2e-job",
+                               "--seconds", "120", "--expiry", "2", "--beat", "0.5",
+                               "--ready-key", ready], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: redis_server.client().get(ready), 20, what="unique holder running")
+        wait_for(lambda: exporter.value("django_q_tasks_total",
+                                        func="tests.task_funcs.boom") == 1, 30,
+                 what="tasks finished")
+        yield env, exporter, cluster, holder
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+
+
+def test_every_used_metric_name_is_emitted(stack, make_env, procs):
+    env, exporter, _, _ = stack
+    emitted = sample_names(exporter)
+    # The ORM broker adds django_q_queue_in_flight (Redis has no leases).
+    orm = procs.exporter(make_env("sqlite"))
+    orm.wait_ready_to_serve()
+    emitted |= sample_names(orm)
+    used = used_metric_names()
+    missing = {n for n in used if ":" not in n} - emitted
+    assert missing == set(), f"used by rules/dashboard but not emitted: {sorted(missing)}"
+    assert {n for n in used if ":" in n} <= recording_names()
+
+
+def _prom_get(port: int, path: str, **params) -> dict:
+    url = f"http://127.0.0.1:{port}{path}?{urllib.parse.urlencode(params)}"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def _alert_states(port: int) -> dict[str, str]:
+    alerts = _prom_get(port, "/api/v1/alerts")["data"]["alerts"]
+    return {a["labels"]["alertname"]: a["state"] for a in alerts}
+
+
+def test_prometheus_scrapes_and_alerts(stack, tmp_path):
+    env, exporter, cluster, holder = stack
+    overrides = tmp_path / "fast.yml"
+    overrides.write_text("for_cluster_down: 1s\nfor_no_cluster_up: 1s\n"
+                         "for_heartbeat_stale: 1s\n")
+    subprocess.run([PYTHON, "prometheus/build.py", "--overrides", str(overrides), "--out",
+                    str(tmp_path)], cwd=ROOT, check=True, timeout=60)
+    port = free_port()
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(tmp_path / "django-q.rules.yml")],
+        "scrape_configs": [{"job_name": "django-q-exporter", "scrape_timeout": "1s",
+                            "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}]}],
+    }
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    log = open(tmp_path / "prometheus.log", "wb")
+    prom = subprocess.Popen(["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
+                             f"--storage.tsdb.path={tmp_path / 'data'}",
+                             f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        def cluster_up() -> bool:
+            result = _prom_get(port, "/api/v1/query",
+                               query="max(django_q_cluster_up)")["data"]["result"]
+            return bool(result) and result[0]["value"][1] == "1"
+
+        # Prometheus 2.42 waits ~5 s before its first scrape.
+        wait_for(cluster_up, 40, 0.5, what="Prometheus to see django_q_cluster_up 1")
+        assert "DjangoQUniqueTaskHeartbeatStale" not in _alert_states(port)
+
+        holder.send_signal(signal.SIGSTOP)  # the heartbeat freezes; age passes 2 s
+        wait_for(lambda: _alert_states(port).get("DjangoQUniqueTaskHeartbeatStale")
+                 in ("pending", "firing"), 30, 0.5, what="stale-heartbeat alert")
+        wait_for(lambda: _alert_states(port).get("DjangoQUniqueTaskHeartbeatStale")
+                 == "firing", 30, 0.5, what="stale-heartbeat alert firing")
+
+        cluster.signal_group(signal.SIGKILL)
+        wait_for(lambda: _alert_states(port).get("DjangoQClusterDown") == "firing", 40, 0.5,
+                 what="cluster-down alert firing")
+        assert _alert_states(port).get("DjangoQNoClusterUp") in ("pending", "firing")
+    finally:
+        prom.terminate()
+        prom.wait(10)
+        log.close()
