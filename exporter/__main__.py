@@ -40,18 +40,22 @@ def setup_logging(level: str) -> None:
 
 def serve(cfg: Config, stop_event: threading.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT (or ``stop_event``); returns the exit code."""
-    from exporter import djangoenv
+    from exporter import djangoenv, tls
     from exporter.app import App
-    from exporter.server import Server
+    from exporter.server import Access, Server
 
     t0 = time.monotonic()
     setup_logging(cfg.log_level)
     log = logging.getLogger("exporter")
+    ssl_context = tls.server_context(cfg)
     setup = djangoenv.setup(cfg)
     app = App(cfg, setup)
+    access = Access(cfg.auth_token, cfg.basic_auth_user, cfg.basic_auth_password,
+                    protect_probes=cfg.auth_probes == "yes")
+    server = Server(cfg.listen_host, cfg.listen_port, app.routes(), cfg.max_connections,
+                    cfg.read_timeout, access, ssl_context)
     try:
-        server = Server(cfg.listen_host, cfg.listen_port, app.routes(), cfg.max_connections,
-                        cfg.read_timeout)
+        server.start()
     except OSError as exc:
         raise ConfigError(f"cannot listen on {cfg.listen_host}:{cfg.listen_port}: "
                           f"{exc.strerror or exc}") from None
@@ -59,15 +63,15 @@ def serve(cfg: Config, stop_event: threading.Event | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    server.start()
     for problem in setup.problems:
         log.error("misconfiguration: %s", problem)
     if app.other_names:
         log.warning("Stats exist for other cluster name(s): %s (watching %r)",
                     ", ".join(app.other_names), setup.cluster_name)
-    log.info("listening on %s:%d (cluster %r, host %r, broker %s) ready in %.0f ms",
-             cfg.listen_host, server.port, setup.cluster_name, cfg.hostname,
-             setup.broker_description, (time.monotonic() - t0) * 1000)
+    log.info("listening on %s://%s:%d (cluster %r, host %r, broker %s, auth %s) "
+             "ready in %.0f ms", "https" if ssl_context else "http", cfg.listen_host,
+             server.port, setup.cluster_name, cfg.hostname, setup.broker_description,
+             "on" if access.enabled else "off", (time.monotonic() - t0) * 1000)
     stop.wait()
     log.info("stopping")
     server.stop()

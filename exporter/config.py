@@ -41,9 +41,19 @@ class Config:
     progress_limit: float | None = None  # None: task timeout + progress_margin
     progress_margin: float = 60.0
     pod_store: str | None = None
-    max_connections: int = 64
+    max_connections: int = 4096
     read_timeout: float = 10.0
     log_level: str = "INFO"
+    auth_token_file: str | None = None
+    basic_auth_user: str | None = None
+    basic_auth_password_file: str | None = None
+    auth_probes: str = "no"
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_client_ca_file: str | None = None
+    # Secrets, read once at start from files or the environment; never printed.
+    auth_token: str | None = field(default=None, repr=False)
+    basic_auth_password: str | None = field(default=None, repr=False)
 
     @property
     def listen_url(self) -> str:
@@ -91,11 +101,27 @@ OPTIONS: tuple[_Option, ...] = (
             "seconds without a finished task, with work pending, before not ready "
             "(default: task timeout + 60)"),
     _Option("pod-store", "str", "path of the per-pod metric store written by workers"),
-    _Option("max-connections", "int", "concurrent HTTP connections served (default 64)"),
+    _Option("max-connections", "int",
+            "open HTTP connections (default 4096, at most the fd limit; when full, the "
+            "longest-idle one is closed)"),
     _Option("read-timeout", "float", "seconds a client may take to send a request (default 10)"),
     _Option("log-level", "choice", "DEBUG, INFO, WARNING or ERROR (default INFO)",
             ("DEBUG", "INFO", "WARNING", "ERROR")),
+    _Option("auth-token-file", "str",
+            "file holding the bearer token required for /metrics and / "
+            "(or set DJANGO_Q_EXPORTER_AUTH_TOKEN)"),
+    _Option("basic-auth-user", "str", "user name for basic auth on /metrics and /"),
+    _Option("basic-auth-password-file", "str",
+            "file holding the basic-auth password (or set DJANGO_Q_EXPORTER_BASIC_AUTH_PASSWORD)"),
+    _Option("auth-probes", "choice", "yes: probe paths need auth too (default no)",
+            ("YES", "NO")),
+    _Option("tls-cert-file", "str", "serve HTTPS with this certificate (PEM)"),
+    _Option("tls-key-file", "str", "private key of --tls-cert-file (PEM)"),
+    _Option("tls-client-ca-file", "str", "require client certificates signed by this CA (PEM)"),
 )
+
+SECRET_ENV = {"auth_token": ENV_PREFIX + "AUTH_TOKEN",
+              "basic_auth_password": ENV_PREFIX + "BASIC_AUTH_PASSWORD"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -169,12 +195,58 @@ def from_sources(args: argparse.Namespace | None, environ: Mapping[str, str]) ->
         values[opt.attr] = _convert(opt, raw, source)
     if "django_settings" not in values and environ.get("DJANGO_SETTINGS_MODULE"):
         values["django_settings"] = environ["DJANGO_SETTINGS_MODULE"]
+    if "auth_probes" in values:
+        values["auth_probes"] = values["auth_probes"].lower()
+    _load_secrets(values, environ)
     cfg = Config(**values)
     if cfg.health_timeout >= 1.0:
         raise ConfigError("health-timeout must stay under 1 s so probes answer within 1 s")
     if cfg.scrape_timeout < cfg.backend_timeout:
         raise ConfigError("scrape-timeout must be at least backend-timeout")
     return cfg
+
+
+def _read_secret(path: str, flag: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            value = fh.read().strip()
+    except OSError as exc:
+        raise ConfigError(f"--{flag}: cannot read {path}: {exc.strerror}") from None
+    if not value:
+        raise ConfigError(f"--{flag}: {path} is empty")
+    return value
+
+
+def _load_secrets(values: dict, environ: Mapping[str, str]) -> None:
+    """Secrets come from files or the environment, never from argv (visible in ps)."""
+    if values.get("auth_token_file"):
+        values["auth_token"] = _read_secret(values["auth_token_file"], "auth-token-file")
+    elif environ.get(SECRET_ENV["auth_token"]):
+        values["auth_token"] = environ[SECRET_ENV["auth_token"]]
+    if values.get("basic_auth_password_file"):
+        values["basic_auth_password"] = _read_secret(values["basic_auth_password_file"],
+                                                     "basic-auth-password-file")
+    elif environ.get(SECRET_ENV["basic_auth_password"]):
+        values["basic_auth_password"] = environ[SECRET_ENV["basic_auth_password"]]
+    if values.get("basic_auth_password") and not values.get("basic_auth_user"):
+        raise ConfigError("basic auth needs --basic-auth-user as well as a password")
+    if values.get("basic_auth_user") and not values.get("basic_auth_password"):
+        raise ConfigError("--basic-auth-user needs a password (--basic-auth-password-file or "
+                          f"{SECRET_ENV['basic_auth_password']})")
+    cert, key = values.get("tls_cert_file"), values.get("tls_key_file")
+    if bool(cert) != bool(key):
+        raise ConfigError("TLS needs both --tls-cert-file and --tls-key-file")
+    if values.get("tls_client_ca_file") and not cert:
+        raise ConfigError("--tls-client-ca-file needs --tls-cert-file and --tls-key-file")
+    for flag in ("tls_cert_file", "tls_key_file", "tls_client_ca_file"):
+        path = values.get(flag)
+        if path:
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as exc:
+                raise ConfigError(f"--{flag.replace('_', '-')}: cannot read {path}: "
+                                  f"{exc.strerror}") from None
 
 
 def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Config:
