@@ -1,0 +1,147 @@
+"""Access control and TLS against the running server."""
+
+from __future__ import annotations
+
+import base64
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.procs import PYTHON, ROOT, free_port
+
+TOKEN = "t0ken-" + "x" * 20
+PASSWORD = "pa55-w0rd-secret"
+
+
+def get(url: str, headers: dict | None = None, context=None) -> tuple[int, str, dict]:
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=5, context=context) as resp:
+            return resp.status, resp.read().decode(), dict(resp.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(), dict(exc.headers)
+
+
+def basic(user: str, password: str) -> dict:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def test_bearer_token_from_file(make_env, procs, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    exporter = procs.exporter(make_env("sqlite"), "--auth-token-file", str(token_file))
+    exporter.wait_ready_to_serve()
+    url = exporter.url
+    assert get(url + "/metrics")[0] == 401
+    assert get(url + "/metrics")[2]["WWW-Authenticate"] == "Bearer"
+    assert get(url + "/metrics", {"Authorization": "Bearer wrong"})[0] == 401
+    assert get(url + "/metrics", {"Authorization": "Bearer " + TOKEN[:-1]})[0] == 401
+    assert get(url + "/", {"Authorization": "Bearer " + TOKEN})[0] == 200
+    status, body, _ = get(url + "/metrics", {"Authorization": "Bearer " + TOKEN})
+    assert status == 200 and "django_q_exporter_build_info" in body
+    assert get(url + "/livez")[0] == 200  # probes stay open by default
+    for text in (exporter.output(), body, get(url + "/healthz?verbose=1")[1]):
+        assert TOKEN not in text
+
+
+def test_basic_auth_from_env_and_protected_probes(make_env, procs):
+    env = make_env("sqlite", DJANGO_Q_EXPORTER_BASIC_AUTH_PASSWORD=PASSWORD)
+    exporter = procs.exporter(env, "--basic-auth-user", "prom", "--auth-probes", "yes")
+    url = exporter.url
+
+    from tests.procs import wait_for
+
+    wait_for(lambda: get(url + "/livez")[0] == 401, 30, what="server up (401 without auth)")
+    assert get(url + "/livez")[2]["WWW-Authenticate"].startswith("Basic")
+    assert get(url + "/metrics", basic("prom", "nope"))[0] == 401
+    assert get(url + "/metrics", basic("root", PASSWORD))[0] == 401
+    assert get(url + "/metrics", {"Authorization": "Basic !!notbase64"})[0] == 401
+    assert get(url + "/metrics", basic("prom", PASSWORD))[0] == 200
+    assert get(url + "/livez", basic("prom", PASSWORD))[0] == 200
+    assert PASSWORD not in exporter.output()
+
+
+def test_secret_comparisons_are_constant_time():
+    """The comparisons go through hmac.compare_digest (timing-safe by construction)."""
+    from unittest import mock
+
+    from exporter.server import Access
+
+    access = Access(bearer_token=TOKEN, basic_user="u", basic_password=PASSWORD)
+    with mock.patch("exporter.server.hmac.compare_digest", wraps=__import__(
+            "hmac").compare_digest) as spy:
+        assert access.allows("/metrics", "Bearer " + TOKEN)
+        assert not access.allows("/metrics", "Basic " + base64.b64encode(b"u:bad").decode())
+    assert spy.call_count == 3  # token; user and password both compared (no early exit)
+
+
+def test_secrets_not_in_help():
+    result = subprocess.run([PYTHON, "-m", "exporter", "serve", "--help"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=30,
+                            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+                                 "DJANGO_Q_EXPORTER_AUTH_TOKEN": TOKEN,
+                                 "DJANGO_Q_EXPORTER_BASIC_AUTH_PASSWORD": PASSWORD})
+    assert result.returncode == 0
+    assert TOKEN not in result.stdout and PASSWORD not in result.stdout
+    assert "--auth-token-file" in result.stdout and "--tls-client-ca-file" in result.stdout
+
+
+@pytest.mark.parametrize("flags, expect", [
+    (["--auth-token-file", "/nonexistent/token"], "--auth-token-file: cannot read"),
+    (["--basic-auth-user", "prom"], "needs a password"),
+    (["--tls-cert-file", "/nonexistent.pem"], "needs both --tls-cert-file and --tls-key-file"),
+])
+def test_bad_auth_and_tls_flags(make_env, flags, expect):
+    result = subprocess.run([PYTHON, "-m", "exporter", "serve", "--listen-address",
+                             f"127.0.0.1:{free_port()}", *flags], cwd=ROOT, env=make_env("sqlite"),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and expect in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> Path:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate."""
+    d = tmp_path_factory.mktemp("pki")
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+             "ca.pem", "-days", "2", "-subj", "/CN=test-ca", cwd=d)
+    (d / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    for name in ("server", "client"):
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
+                 f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                 "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", "san.cnf",
+                 cwd=d)
+    return d
+
+
+def test_tls_with_and_without_client_certificate(make_env, procs, pki):
+    exporter = procs.exporter(make_env("sqlite"), "--tls-cert-file", str(pki / "server.pem"),
+                              "--tls-key-file", str(pki / "server.key"), "--tls-client-ca-file",
+                              str(pki / "ca.pem"))
+    url = f"https://127.0.0.1:{exporter.port}"
+    with_cert = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+    with_cert.load_cert_chain(str(pki / "client.pem"), str(pki / "client.key"))
+
+    from tests.procs import wait_for
+
+    wait_for(lambda: get(url + "/livez", context=with_cert)[0] == 200, 30,
+             what="TLS server answering with a client certificate")
+    status, body, _ = get(url + "/metrics", context=with_cert)
+    assert status == 200 and "django_q_exporter_build_info" in body
+    without_cert = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+    with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
+        get(url + "/livez", context=without_cert)
+    # Plain HTTP to the TLS port gets nothing useful and the server survives.
+    with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
+        get(f"http://127.0.0.1:{exporter.port}/livez")
+    assert get(url + "/livez", context=with_cert)[0] == 200
+    assert "Traceback" not in exporter.output()
