@@ -130,30 +130,29 @@ class PodStore:
                 (name, type_, help_))
             self._declared.add(name)
 
+    _UPSERT = {  # complete statements: nothing from the caller is spliced into SQL
+        "inc": "INSERT INTO sample VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE "
+               "SET value = value + excluded.value",
+        "max": "INSERT INTO sample VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE "
+               "SET value = max(value, excluded.value)",
+        "set": "INSERT INTO sample VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE "
+               "SET value = excluded.value",
+    }
+
     def apply(self, updates: Iterable[Update]) -> None:
         """Apply all updates in one transaction (all or nothing)."""
-        rows = [(u.family, u.suffix, json.dumps(dict(u.labels), sort_keys=True), u.value, u.mode)
-                for u in updates]
-        if not rows:
+        by_mode: dict[str, list[tuple]] = {}
+        for u in updates:
+            by_mode.setdefault(u.mode, []).append(
+                (u.family, u.suffix, json.dumps(dict(u.labels), sort_keys=True), u.value))
+        if not by_mode:
             return
         with self._lock:
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for family, suffix, labels, value, mode in rows:
-                    if mode == "max":
-                        conn.execute(
-                            "INSERT INTO sample VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE "
-                            "SET value = max(value, excluded.value)",
-                            (family, suffix, labels, value))
-                    elif mode == "set":
-                        conn.execute(
-                            "INSERT INTO sample VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE "
-                            "SET value = excluded.value", (family, suffix, labels, value))
-                    else:
-                        conn.execute(
-                            "INSERT INTO sample VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE "
-                            "SET value = value + excluded.value", (family, suffix, labels, value))
+                for mode, rows in by_mode.items():
+                    conn.executemany(self._UPSERT[mode], rows)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

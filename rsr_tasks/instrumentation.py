@@ -2,13 +2,13 @@
 
 Where each number is recorded, and why:
 
-* ``pre_execute`` (worker process, just before the call): queue wait =
-  now - ``task["started"]`` (django-q's *enqueue* time, set by async_task),
-  and the start instant is stashed in the task dict itself (no process
-  state needed).
+* ``pre_execute`` (worker process, just before the call): the start instant
+  (monotonic and wall clock) is stashed in the task dict itself (no process
+  state needed); nothing is written yet.
 * ``post_execute_in_worker`` (same worker, after the call, also just before a
-  timed-out worker is destroyed): execution duration, measured in that
-  process on the monotonic clock.
+  timed-out worker is destroyed): execution duration on the monotonic clock
+  and queue wait = start - ``task["started"]`` (django-q's *enqueue* time,
+  set by async_task), both histograms in one transaction.
 * ``post_execute`` (the single monitor process, after the result is saved):
   ``tasks_total`` / ``tasks_failed_total`` from the final result (a timeout
   is a failure there) and the last-finished time of this cluster. Counting
@@ -89,20 +89,23 @@ class _Recorder:
         return self.store.admit("django_q_task", "func", func_name(task.get("func")), self.cap)
 
     def started(self, task: dict) -> None:
-        task[_T0] = time.monotonic()
+        """Only stash the start: both histograms are written in one transaction later."""
+        task[_T0] = (time.monotonic(), dt.datetime.now(dt.UTC))
+
+    def executed(self, task: dict) -> None:
+        mark = task.get(_T0)
+        if mark is None:
+            return
+        t0, started_at = mark
+        labels = {"func": self.func(task)}
+        updates = histogram_updates(DURATION, labels, time.monotonic() - t0, self.buckets)
         enqueued = task.get("started")
         if isinstance(enqueued, dt.datetime):
             if enqueued.tzinfo is None:  # USE_TZ = False: naive local time
                 enqueued = enqueued.astimezone()
-            wait = max(0.0, (dt.datetime.now(dt.UTC) - enqueued).total_seconds())
-            self.store.apply(histogram_updates(WAIT, {"func": self.func(task)}, wait,
-                                               self.buckets))
-
-    def executed(self, task: dict) -> None:
-        t0 = task.get(_T0)
-        if t0 is not None:
-            self.store.apply(histogram_updates(DURATION, {"func": self.func(task)},
-                                               time.monotonic() - t0, self.buckets))
+            wait = max(0.0, (started_at - enqueued).total_seconds())
+            updates += histogram_updates(WAIT, labels, wait, self.buckets)
+        self.store.apply(updates)
 
     def finished(self, task: dict) -> None:
         from django_q.conf import Conf
