@@ -80,7 +80,7 @@ class App:
         self.pod_store = PodStore(cfg.pod_store or default_path())
         collectors.append(PodStoreCollector(self.pod_store))
         collectors.append(UniqueTaskCollector(UniqueTaskSource(setup, cfg.backend_timeout)))
-        collectors.append(ScheduleCollector(ScheduleSource()))
+        collectors.append(ScheduleCollector(ScheduleSource(), cfg.schedule_cap))
         collectors.extend(extra_collectors)
         self.runner = ScrapeRunner(collectors, cfg.scrape_timeout, self.executor, self.dq_version)
         self.registry = CollectorRegistry(auto_describe=False)

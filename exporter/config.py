@@ -40,6 +40,7 @@ class Config:
     startup_grace: float = 60.0
     progress_limit: float | None = None  # None: task timeout + progress_margin
     progress_margin: float = 60.0
+    schedule_cap: int = 200  # schedule label values before the rest read "other"
     pod_store: str | None = None
     max_connections: int = 4096
     read_timeout: float = 10.0
@@ -101,6 +102,8 @@ OPTIONS: tuple[_Option, ...] = (
             "seconds without a finished task, with work pending, before not ready "
             "(default: task timeout + 60)"),
     _Option("pod-store", "str", "path of the per-pod metric store written by workers"),
+    _Option("schedule-cap", "int",
+            "schedule label values on the delay metric; the rest read 'other' (default 200)"),
     _Option("max-connections", "int",
             "open HTTP connections (default 4096, at most the fd limit; when full, the "
             "longest-idle one is closed)"),

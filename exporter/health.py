@@ -168,8 +168,12 @@ class ProgressCheck(Check):
         idle = obs.now - max(marks)
         pending = f"queue {queued}, task_q {task_q}, done_q {done_q}"
         if idle > limit:
+            hint = ""
+            if obs.last_task_finished is None:
+                hint = ("; none recorded in the pod store yet (if tasks do finish, the "
+                        "workers and the exporter use different DJANGO_Q_EXPORTER_POD_STORE)")
             return False, (f"work pending ({pending}) and no task finished for {idle:.0f}s "
-                           f"(limit {limit:g}s): monitor or workers stuck")
+                           f"(limit {limit:g}s): monitor or workers stuck{hint}")
         return True, f"work pending ({pending}), last progress {idle:.0f}s ago"
 
 

@@ -37,12 +37,12 @@ def _table() -> dict[str, str]:
 
 
 def normalise(status: object) -> str:
-    """Return one of model.STATUSES, or "unknown"."""
-    try:
-        from django.utils import translation
+    """Return one of model.STATUSES, or "unknown".
 
-        with translation.override("en"):
-            text = str(status)
-    except Exception:
-        text = str(status)
-    return _table().get(text) or _table().get(text.lower(), "unknown")
+    The table holds every catalogue's wording, so the status is rendered in
+    whatever language is active here (no per-call translation override: that
+    costs more than the rest of decoding a Stat).
+    """
+    text = status if isinstance(status, str) else str(status)
+    table = _table()
+    return table.get(text) or table.get(text.lower(), "unknown")

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from exporter.collectors import add
 from exporter.model import STATUSES
 from exporter.sources.stats import StatSource
 from exporter.tracker import ClusterTracker
@@ -54,18 +55,19 @@ class ClusterCollector:
         rejected.add_metric(["bad_signature"], reading.bad_signatures)
         rejected.add_metric(["undecodable"], reading.undecodable)
         for view in views:
-            labels = [view.cluster_name, view.host]
+            labels = {"cluster_name": view.cluster_name, "host": view.host}
             stat = view.stat
-            up.add_metric(labels, 1 if view.up else 0)
+            add(up, labels, 1 if view.up else 0)
             current = stat.status if stat and (view.up or view.present) else None
             for value in STATUSES:
-                status.add_metric(labels + [value], 1 if value == current else 0)
-            workers.add_metric(labels, len(stat.workers) if stat and view.up else 0)
+                add(status, {**labels, "status": value}, 1 if value == current else 0)
+            add(workers, labels, len(stat.workers) if stat and view.up else 0)
             if stat is None:
                 continue
-            reinc.add_metric(labels, stat.reincarnations)
+            add(reinc, labels, stat.reincarnations, "_total")
             if stat.started_at is not None:
-                start.add_metric(labels, stat.started_at)
-            seen.add_metric(labels, stat.timestamp)
-            info.add_metric(labels + [stat.cluster_id, self.django_q_version], 1)
+                add(start, labels, stat.started_at)
+            add(seen, labels, stat.timestamp)
+            add(info, {**labels, "cluster_id": stat.cluster_id,
+                       "django_q_version": self.django_q_version}, 1)
         return [up, status, workers, reinc, start, seen, info, rejected]

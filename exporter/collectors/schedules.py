@@ -1,4 +1,13 @@
-"""django_q_schedule_next_run_delay_seconds: how overdue each active schedule is."""
+"""django_q_schedule_next_run_delay_seconds: how overdue each active schedule is.
+
+The label set is capped: the first ``cap`` distinct names in schedule id
+order keep their name, every later schedule is folded into ``other``, which
+carries the worst delay among them (so an alert on the metric still fires).
+Choosing by id, not by delay, keeps a schedule's label stable from scrape to
+scrape (a schedule does not jump between its name and ``other`` as it
+becomes due and runs), and identical on every exporter replica, since it
+depends only on the table.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +18,23 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 OTHER = "other"
+NAME = "django_q_schedule_next_run_delay_seconds"
+
+
+def schedule_delays(rows: Iterable, now: float, cap: int) -> dict[str, float]:
+    """Label -> seconds past ``next_run`` (0 if not due), at most ``cap`` names + other."""
+    delays: dict[str, float] = {}
+    named = 0
+    for row in sorted(rows, key=lambda r: r.id):
+        delay = max(0.0, now - row.next_run) if row.next_run is not None else 0.0
+        label = row.name
+        if label != OTHER and label not in delays:
+            if named < cap:
+                named += 1
+            else:
+                label = OTHER
+        delays[label] = max(delays.get(label, 0.0), delay)
+    return delays
 
 
 class ScheduleCollector:
@@ -20,16 +46,10 @@ class ScheduleCollector:
         self.clock = clock
 
     def collect(self) -> Iterable[Metric]:
-        now = self.clock()
-        delays: dict[str, float] = {}
-        for row in self.source.read():
-            delay = max(0.0, now - row.next_run) if row.next_run is not None else 0.0
-            # Past the cap, the rest share one "other" series holding their worst delay.
-            label = row.name if (row.name in delays or len(delays) < self.cap) else OTHER
-            delays[label] = max(delays.get(label, 0.0), delay)
-        fam = GaugeMetricFamily("django_q_schedule_next_run_delay_seconds",
-                                "Seconds an active schedule is past its next_run (0 if not due)",
-                                labels=["schedule"])
+        rows = self.source.read()
+        delays = schedule_delays(rows, self.clock(), self.cap)
+        fam = GaugeMetricFamily(NAME, "Seconds an active schedule is past its next_run "
+                                      "(0 if not due)", labels=["schedule"])
         for label in sorted(delays):
             fam.add_metric([label], delays[label])
         return [fam]

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from exporter.collectors import add
+
 
 class UniqueTaskCollector:
     name = "unique_tasks"
@@ -31,13 +33,13 @@ class UniqueTaskCollector:
         duration = GaugeMetricFamily("django_q_unique_task_last_duration_seconds",
                                      "Length of the last completed run", labels=["task"])
         for task in snap.tasks:
-            labels = [task.name]
-            running.add_metric(labels, 1 if task.holder else 0)
-            timeout.add_metric(labels, task.timeout)
+            labels = {"task": task.name}
+            add(running, labels, 1 if task.holder else 0)
+            add(timeout, labels, task.timeout)
             if task.holder and task.last_beat is not None:
-                age.add_metric(labels, max(0.0, snap.now - task.last_beat))
+                add(age, labels, max(0.0, snap.now - task.last_beat))
             if task.last_success is not None:
-                success.add_metric(labels, task.last_success)
+                add(success, labels, task.last_success)
             if task.last_duration is not None:
-                duration.add_metric(labels, task.last_duration)
+                add(duration, labels, task.last_duration)
         return [running, age, timeout, success, duration]

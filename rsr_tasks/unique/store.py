@@ -3,8 +3,9 @@
 Two backends with one interface:
 
 * ``RedisUniqueStore`` (the Django cache is Redis): the lock is a token-owned
-  key set with ``SET NX PX``; extend, release and the heartbeat record are
-  small Lua scripts, so "only if the token is still ours" is atomic. Every
+  key set with ``SET NX PX``; extend, release and the heartbeat record (one
+  JSON string per task) are small Lua scripts, so "only if the token is
+  still ours" is atomic. Every
   timestamp comes from Redis ``TIME``, so expiry and ages never depend on
   the wall clocks of the hosts (which may disagree).
 * ``CacheUniqueStore`` (any other shared Django cache, e.g. the database
@@ -29,42 +30,45 @@ from typing import Protocol
 
 log = logging.getLogger("rsr_tasks.unique")
 
-_ACQUIRE = """
+# The record is one JSON string per task (cjson inside the scripts), so the
+# exporter reads every record with a single MGET.
+_NOW = "local t = redis.call('TIME')\nlocal now = tonumber(t[1]) + tonumber(t[2]) / 1000000\n"
+_LOAD = ("local raw = redis.call('get', KEYS[2])\n"
+         "local s = {}\nif raw then s = cjson.decode(raw) end\n")
+_ACQUIRE = _NOW + _LOAD + """
 if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  local t = redis.call('TIME')
-  local now = t[1] + t[2] / 1000000
-  redis.call('hset', KEYS[2], 'token', ARGV[1], 'host', ARGV[3], 'pid', ARGV[4],
-             'started', tostring(now), 'beat', tostring(now), 'expiry', ARGV[5])
+  s.token = ARGV[1]; s.host = ARGV[3]; s.pid = tonumber(ARGV[4])
+  s.started = now; s.beat = now; s.expiry = tonumber(ARGV[5])
+  redis.call('set', KEYS[2], cjson.encode(s))
   return {1, tostring(now)}
 end
-local h = redis.call('hmget', KEYS[2], 'host', 'pid', 'started')
-return {0, h[1] or '', h[2] or '', h[3] or ''}
+return {0, tostring(s.host or ''), tostring(s.pid or ''), tostring(s.started or '')}
 """
-_EXTEND = """
+_EXTEND = _NOW + """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   redis.call('pexpire', KEYS[1], ARGV[2])
-  local t = redis.call('TIME')
-  redis.call('hset', KEYS[2], 'beat', tostring(t[1] + t[2] / 1000000))
+""" + _LOAD + """
+  if s.token == ARGV[1] then
+    s.beat = now
+    redis.call('set', KEYS[2], cjson.encode(s))
+  end
   return 1
 end
 return 0
 """
-_FINISH = """
-local t = redis.call('TIME')
-local now = t[1] + t[2] / 1000000
+_FINISH = _NOW + _LOAD + """
 local released = 0
 if redis.call('get', KEYS[1]) == ARGV[1] then
   redis.call('del', KEYS[1])
   released = 1
 end
-if redis.call('hget', KEYS[2], 'token') == ARGV[1] then
-  local started = tonumber(redis.call('hget', KEYS[2], 'started'))
-  redis.call('hset', KEYS[2], 'last_end', tostring(now),
-             'last_duration', tostring(now - started), 'last_outcome', ARGV[2])
-  if ARGV[2] == 'success' then
-    redis.call('hset', KEYS[2], 'last_success', tostring(now))
-  end
-  redis.call('hdel', KEYS[2], 'token', 'host', 'pid', 'started', 'beat')
+if s.token == ARGV[1] then
+  s.last_end = now
+  s.last_duration = now - s.started
+  s.last_outcome = ARGV[2]
+  if ARGV[2] == 'success' then s.last_success = now end
+  s.token = nil; s.host = nil; s.pid = nil; s.started = nil; s.beat = nil
+  redis.call('set', KEYS[2], cjson.encode(s))
 end
 return released
 """
@@ -164,13 +168,10 @@ class RedisUniqueStore:
         trips = 1
         states = []
         if names:
-            pipe = self.client.pipeline(transaction=False)
-            for name in names:
-                pipe.hgetall(self._keys(name)[1])
-            raws = pipe.execute()
+            raws = self.client.mget([self._keys(name)[1] for name in names])
             trips += 1
             for name, raw in zip(names, raws, strict=True):
-                states.append(_state(name, metas[name], {_s(k): _s(v) for k, v in raw.items()}))
+                states.append(_state(name, metas[name], json.loads(raw) if raw else {}))
         return Snapshot(secs + micros / 1e6, tuple(states), trips)
 
 
