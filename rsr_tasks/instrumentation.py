@@ -16,11 +16,29 @@ Where each number is recorded, and why:
   results, and lets a hung monitor show up as "no task finished" (the
   stuck-cluster readiness check), which worker-side counting would hide.
 
-A worker killed outright (OOM killer, the guard's hard kill) sends nothing:
-that task is missing from these counts, as it is from django-q's results.
+Why the counts are exact across recycling and timeouts: a worker recycled
+after ``recycle`` tasks leaves its loop only after ``post_execute_in_worker``
+returned and the result was queued, and a timed-out task is turned into a
+failed result *inside* the worker (``TimeoutException``) before the guard
+destroys the process, so the monitor receives every one of them exactly
+once, with ``success`` False for a timeout. The monitor is never recycled
+(if it dies, results still queued die with it, and are not counted, like
+django-q's own results). Counting in the worker would be as exact for
+recycling, but a hung monitor would go on counting "finished" tasks whose
+results are never saved.
+
+A worker killed outright (OOM killer, or the guard's hard kill 3 s after a
+timeout the task did not honour, e.g. blocked in C code) sends nothing:
+that task is missing from all families, as it is from django-q's results.
+While the monitor lags, the histograms' ``_count`` runs ahead of
+``tasks_total``. A task the ORM broker hands out again after its lease
+expired runs (and is counted) again; its queue wait still starts at the
+first enqueue.
+
 Every write is one SQLite transaction in the pod store, committed before
 the process can be recycled, so no count is lost when workers come and go.
-Recording never breaks a task: failures are logged once per process.
+Recording never breaks a task: every receiver catches everything and logs
+the first failure of each kind once per process.
 """
 
 from __future__ import annotations
@@ -80,8 +98,8 @@ class _Recorder:
         self.cap = cap
         store.declare(TASKS, "counter", "Tasks finished (success or failure), by function")
         store.declare(FAILED, "counter", "Tasks that failed (including timeouts), by function")
-        store.declare(DURATION, "histogram", "Task execution time in the worker")
-        store.declare(WAIT, "histogram", "Time from enqueue to execution start")
+        store.declare(DURATION, "histogram", "Task execution time in the worker", buckets)
+        store.declare(WAIT, "histogram", "Time from enqueue to execution start", buckets)
         store.declare(LAST_FINISHED, "gauge",
                       "Unix time the cluster last saved a finished task's result")
 
@@ -93,7 +111,7 @@ class _Recorder:
         task[_T0] = (time.monotonic(), dt.datetime.now(dt.UTC))
 
     def executed(self, task: dict) -> None:
-        mark = task.get(_T0)
+        mark = task.pop(_T0, None)  # not carried on to the monitor and the cached result
         if mark is None:
             return
         t0, started_at = mark
