@@ -47,6 +47,13 @@ def test_counts_durations_and_queue_wait_with_recycling(make_env, procs):
         assert v("django_q_task_duration_seconds_count", func=func) == total, name
         assert v("django_q_task_queue_wait_seconds_count", func=func) == total, name
         assert v("django_q_task_duration_seconds_bucket", func=func, le="+Inf") == total, name
+    # Buckets: quick (sleep 0.05 s) is above 0.025 and well under 1 s; the timeouts
+    # ran ~2 s (Q_TIMEOUT) and no longer than 5 s.
+    def bucket(name, le):
+        return v("django_q_task_duration_seconds_bucket", func=f"tests.task_funcs.{name}", le=le)
+
+    assert (bucket("quick", "0.025"), bucket("quick", "1.0")) == (0, 40)
+    assert (bucket("slow", "1.0"), bucket("slow", "5.0")) == (0, 3)
     quick_sum = v("django_q_task_duration_seconds_sum", func="tests.task_funcs.quick")
     assert 40 * 0.05 <= quick_sum < 40 * 0.05 + 2.0, quick_sum
     slow_sum = v("django_q_task_duration_seconds_sum", func="tests.task_funcs.slow")
@@ -73,17 +80,57 @@ def test_counts_durations_and_queue_wait_with_recycling(make_env, procs):
 
 
 def test_func_label_is_capped(make_env, procs):
-    """5 000 generated names through the recording path: at most cap values + other."""
+    """5 000 generated names through django-q2's signals (the receivers the cluster uses),
+    from two processes at once like workers and monitor: at most cap values + other."""
     env = make_env("sqlite", DJANGO_Q_EXPORTER_FUNC_CAP="50")
-    run_py(env, "from rsr_tasks.instrumentation import _recorder\n"
-                "rec = _recorder()\n"
-                "for i in range(5000):\n"
-                "    rec.finished({'func': f'generated.f{i}', 'success': i % 2 == 0})\n")
+    code = ("import sys\n"
+            "from django.utils import timezone\n"
+            "from django_q import signals\n"
+            "part = int(sys.argv[1])\n"
+            "for i in range(part, 5000, 2):\n"
+            "    task = {'func': f'generated.f{i}', 'started': timezone.now(),"
+            " 'success': i % 2 == 0}\n"
+            "    signals.pre_execute.send(sender='django_q', func=None, task=task)\n"
+            "    signals.post_execute_in_worker.send(sender='django_q', func=None, task=task)\n"
+            "    signals.post_execute.send(sender='django_q', task=task)\n")
+    writers = [subprocess.Popen([PYTHON, "-c", "import django; django.setup()\n" + code,
+                                 str(part)], cwd=ROOT, env=env, stderr=subprocess.PIPE,
+                                text=True) for part in (0, 1)]
+    for w in writers:
+        assert w.wait(timeout=120) == 0, w.stderr.read()
     exporter = procs.exporter(env)
     exporter.wait_ready_to_serve()
-    funcs = {dict(labels)["func"] for (name, labels) in exporter.samples()
-             if name == "django_q_tasks_total"}
-    assert len(funcs) == 51 and "other" in funcs
+    samples = exporter.samples()
+    for family in ("django_q_tasks_total", "django_q_tasks_failed_total",
+                   "django_q_task_duration_seconds_count",
+                   "django_q_task_queue_wait_seconds_count"):
+        values = {dict(labels)["func"]: v for (name, labels), v in samples.items()
+                  if name == family}
+        assert len(values) == 51 and "other" in values, (family, len(values))
+        assert sum(values.values()) == (2500 if "failed" in family else 5000), family
+    # the same 50 names in every family: one shared admission, not one per family
+    names = {frozenset(dict(labels)["func"] for (n, labels) in samples if n == family)
+             for family in ("django_q_tasks_total", "django_q_task_duration_seconds_count")}
+    assert len(names) == 1
     assert exporter.value("django_q_tasks_total", func="other") == 4950
-    total = sum(v for (n, _), v in exporter.samples().items() if n == "django_q_tasks_total")
-    assert total == 5000
+
+
+def test_unusable_pod_store_never_breaks_a_task(make_env, procs, tmp_path):
+    """The store path lies under a regular file (cannot be created, even as root): tasks
+    still succeed and each process logs each failing receiver once, not per task."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    env = make_env("sqlite", Q_WORKERS="1", DJANGO_Q_EXPORTER_POD_STORE=str(blocker / "x.db"))
+    cluster = procs.qcluster(env)
+    enqueue(env, "tests.task_funcs.quick", [(i,) for i in range(4)])
+    out = run_py(env, "import time\n"
+                      "from django_q.models import Success\n"
+                      "deadline = time.monotonic() + 60\n"
+                      "while Success.objects.count() < 4 and time.monotonic() < deadline:\n"
+                      "    time.sleep(0.2)\n"
+                      "print(sorted(Success.objects.values_list('result', flat=True)))\n")
+    assert out.strip().splitlines()[-1] == "[0, 1, 2, 3]"
+    cluster.stop()
+    log = cluster.log_path.read_text()
+    for kind in ("started", "executed", "finished"):
+        assert log.count(f"task metrics: {kind} not recorded") == 1, (kind, log[-3000:])
