@@ -30,8 +30,11 @@ log = logging.getLogger("exporter.podstore")
 ENV = "DJANGO_Q_EXPORTER_POD_STORE"
 OTHER = "other"  # label value that absorbs everything past a cardinality cap
 
+#: Bumped when the layout changes; an older file is emptied (a counter reset).
+SCHEMA_VERSION = 2
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS family (name TEXT PRIMARY KEY, type TEXT NOT NULL, help TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS family (name TEXT PRIMARY KEY, type TEXT NOT NULL, help TEXT NOT NULL,
+    buckets TEXT);
 CREATE TABLE IF NOT EXISTS sample (
     family TEXT NOT NULL, suffix TEXT NOT NULL, labels TEXT NOT NULL, value REAL NOT NULL,
     PRIMARY KEY (family, suffix, labels));
@@ -73,25 +76,26 @@ class Row:
     suffix: str
     labels: dict[str, str]
     value: float
+    buckets: tuple[float, ...] | None = None  # histogram bounds, ascending (no +Inf)
 
 
 def labels_of(**labels: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(labels.items()))
 
 
+def le_label(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(float(bound))
+
+
 def histogram_updates(family: str, labels: dict[str, str], value: float,
                       buckets: Sequence[float]) -> list[Update]:
-    """Cumulative bucket increments (every bucket row exists, even at 0) + _count + _sum."""
-    updates = []
-    for bound in buckets:
-        le = "+Inf" if bound == float("inf") else repr(float(bound))
-        updates.append(Update(family, "_bucket", labels_of(**labels, le=le),
-                              1.0 if value <= bound else 0.0))
-    if not buckets or buckets[-1] != float("inf"):
-        updates.append(Update(family, "_bucket", labels_of(**labels, le="+Inf"), 1.0))
-    updates.append(Update(family, "_count", labels_of(**labels), 1.0))
-    updates.append(Update(family, "_sum", labels_of(**labels), float(value)))
-    return updates
+    """One observation: +1 in the single bucket it falls in (stored non-cumulative, so a
+    write touches 3 rows, not one per bucket), + _count and _sum. The reader makes the
+    buckets cumulative using the bounds given to ``declare``."""
+    bound = next((b for b in buckets if value <= b), float("inf"))
+    return [Update(family, "_bucket", labels_of(**labels, le=le_label(bound)), 1.0),
+            Update(family, "_count", labels_of(**labels), 1.0),
+            Update(family, "_sum", labels_of(**labels), float(value))]
 
 
 class PodStore:
@@ -113,21 +117,43 @@ class PodStore:
                                    isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
+            self._migrate(conn)
             self._conn, self._pid = conn, os.getpid()
             self._declared = set()
             self._admitted = {}
         return self._conn
 
-    def declare(self, name: str, type_: str, help_: str) -> None:
-        """Record a family's type and help (once per process)."""
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        """Create the tables, or empty a file of another layout (checked under the write
+        lock, so two processes opening a new file at once cannot wipe each other)."""
+        if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                for table in ("family", "sample", "label_value"):
+                    conn.execute(f"DROP TABLE IF EXISTS {table}")  # noqa: S608 (constants)
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def declare(self, name: str, type_: str, help_: str,
+                buckets: Sequence[float] | None = None) -> None:
+        """Record a family's type, help and (histograms) bucket bounds, once per process."""
         if name in self._declared:
             return
+        bounds = json.dumps(sorted(float(b) for b in buckets if b != float("inf"))) \
+            if buckets else None
         with self._lock:
             self._connection().execute(
-                "INSERT INTO family(name, type, help) VALUES (?, ?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET type = excluded.type, help = excluded.help",
-                (name, type_, help_))
+                "INSERT INTO family(name, type, help, buckets) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET type = excluded.type, help = excluded.help, "
+                "buckets = excluded.buckets", (name, type_, help_, bounds))
             self._declared.add(name)
 
     _UPSERT = {  # complete statements: nothing from the caller is spliced into SQL
@@ -188,9 +214,12 @@ class PodStore:
     def read(self) -> list[Row]:
         with self._lock:
             cur = self._connection().execute(
-                "SELECT f.name, f.type, f.help, s.suffix, s.labels, s.value FROM sample s "
-                "JOIN family f ON f.name = s.family ORDER BY f.name, s.labels, s.suffix")
-            return [Row(n, t, h, suf, json.loads(lab), v) for n, t, h, suf, lab, v in cur]
+                "SELECT f.name, f.type, f.help, f.buckets, s.suffix, s.labels, s.value "
+                "FROM sample s JOIN family f ON f.name = s.family "
+                "ORDER BY f.name, s.labels, s.suffix")
+            return [Row(n, t, h, suf, json.loads(lab), v,
+                        tuple(json.loads(b)) if b else None)
+                    for n, t, h, b, suf, lab, v in cur]
 
     def value(self, family: str, suffix: str, labels: dict[str, str]) -> float | None:
         """One sample's value, or None if it was never written."""

@@ -7,21 +7,16 @@ within the store's lifetime; an emptied store is a counter reset.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 
 from prometheus_client.metrics_core import Metric
 
-from exporter.podstore import PodStore, Row
+from exporter.collectors import add
+from exporter.podstore import PodStore, le_label
 
-_SUFFIX_ORDER = {"_bucket": 0, "_count": 1, "_sum": 2}
 
-
-def _order(row: Row) -> tuple:
-    """Series together, buckets in ascending ``le`` before _count and _sum."""
-    rest = {k: v for k, v in row.labels.items() if k != "le"}
-    le = float(row.labels["le"]) if "le" in row.labels else 0.0
-    return (json.dumps(rest, sort_keys=True), _SUFFIX_ORDER.get(row.suffix, 0), le)
+def _series_key(labels: dict[str, str]) -> tuple:
+    return tuple(sorted((k, v) for k, v in labels.items() if k != "le"))
 
 
 class PodStoreCollector:
@@ -32,9 +27,29 @@ class PodStoreCollector:
 
     def collect(self) -> Iterable[Metric]:
         families: dict[str, Metric] = {}
-        for row in sorted(self.store.read(), key=lambda r: (r.family, _order(r))):
+        histograms: dict[str, dict[tuple, dict[str, float]]] = {}
+        bounds: dict[str, tuple[float, ...]] = {}
+        for row in self.store.read():
             fam = families.get(row.family)
             if fam is None:
                 fam = families[row.family] = Metric(row.family, row.help, row.type)
-            fam.add_sample(row.family + row.suffix, row.labels, row.value)
+            if row.type == "histogram":
+                series = histograms.setdefault(row.family, {}).setdefault(
+                    _series_key(row.labels), {})
+                key = "le=" + row.labels["le"] if row.suffix == "_bucket" else row.suffix
+                series[key] = series.get(key, 0.0) + row.value
+                bounds[row.family] = row.buckets or ()
+            else:
+                add(fam, row.labels, row.value, row.suffix)
+        for family, all_series in histograms.items():
+            fam = families[family]
+            les = [le_label(b) for b in bounds[family]] + ["+Inf"]
+            for key, series in sorted(all_series.items()):
+                labels = dict(key)
+                running = 0.0
+                for le in les:  # stored per bucket; exposed cumulative, every bound present
+                    running += series.get("le=" + le, 0.0)
+                    add(fam, {**labels, "le": le}, running, "_bucket")
+                add(fam, labels, series.get("_count", 0.0), "_count")
+                add(fam, labels, series.get("_sum", 0.0), "_sum")
         return list(families.values())
