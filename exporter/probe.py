@@ -62,7 +62,7 @@ class Prober:
         self.other_names = other_names
         self.clock = clock
         self._lock = threading.Lock()
-        self._cached: tuple[float, HealthObservation] | None = None
+        self._cached: tuple[float, HealthObservation] | None = None  # (monotonic, obs)
         self._stats_busy = threading.Event()
         self._queue_busy = threading.Event()
         self._bad_seen: tuple[float, int] | None = None
@@ -70,13 +70,44 @@ class Prober:
         self._pending_since: float | None = None
 
     def observe(self) -> HealthObservation:
-        with self._lock:  # single flight: concurrent probes wait for one read
-            now_mono = time.monotonic()
-            if self._cached and now_mono - self._cached[0] < self.cfg.health_cache:
-                return self._cached[1]
-            obs = self._read()
-            self._cached = (time.monotonic(), obs)
-            return obs
+        """The latest observation, at most ``health_cache`` old, or being refreshed.
+
+        Fresh: answered from memory. Somewhat stale (up to 4 × health_cache): answered
+        from memory while one background read refreshes it, so no probe waits for the
+        backend in steady state. Older or missing: read now (single flight).
+        """
+        cached = self._cached
+        if cached is not None:
+            age = time.monotonic() - cached[0]
+            if age < self.cfg.health_cache:
+                return cached[1]
+            if age < 4 * self.cfg.health_cache:
+                self._refresh_in_background()
+                return cached[1]
+        with self._lock:
+            cached = self._cached
+            if cached and time.monotonic() - cached[0] < self.cfg.health_cache:
+                return cached[1]
+            return self._refresh()
+
+    def _refresh(self) -> HealthObservation:
+        obs = self._read()
+        self._cached = (time.monotonic(), obs)
+        return obs
+
+    def _refresh_in_background(self) -> None:
+        if not self._lock.acquire(blocking=False):
+            return  # a refresh is already running
+
+        def run() -> None:
+            try:
+                self._refresh()
+            except Exception as exc:  # the next probe reads synchronously and reports it
+                log.warning("background health refresh failed: %s", exc)
+            finally:
+                self._lock.release()
+
+        threading.Thread(target=run, name="health-refresh", daemon=True).start()
 
     def _submit(self, busy: threading.Event, fn):
         if busy.is_set():

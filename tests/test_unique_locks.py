@@ -20,6 +20,17 @@ def driver(env, mode, name, *args, **popen):
                             stderr=subprocess.PIPE, text=True, **popen)
 
 
+def start_holder(env, name, *args):
+    """A process that takes the lock and holds it; returns once its run has started."""
+    import redis
+
+    ready = f"ready-{uuid.uuid4().hex[:8]}"
+    proc = driver(env, "hold", name, *args, "--ready-key", ready)
+    client = redis.Redis.from_url(env["REDIS_URL"])
+    wait_for(lambda: client.get(ready), 20, what="holder to start its run")
+    return proc, client
+
+
 def result(proc, timeout=60) -> dict:
     out, err = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, err
@@ -57,14 +68,9 @@ def test_no_overlap_under_contention(make_env, procs, redis_server):
 
 def test_crashed_holder_frees_lock_after_one_expiry(make_env):
     env = make_env("redis")
-    name, ready = "crashy", f"ready-{uuid.uuid4().hex[:8]}"
+    name = "crashy"
     expiry = 2.0
-    holder = driver(env, "hold", name, "--seconds", 60, "--expiry", expiry, "--beat", 0.5,
-                    "--ready-key", ready)
-    import redis
-
-    r = redis.Redis.from_url(env["REDIS_URL"])
-    wait_for(lambda: r.get(ready), 20, what="holder to start its run")
+    holder, r = start_holder(env, name, "--seconds", 60, "--expiry", expiry, "--beat", 0.5)
     time.sleep(0.6)  # let at least one heartbeat land, so the kill is mid-run
     lock = f"django_q_exporter:{env['DJANGO_Q_NAME']}:unique:{name}:lock"
     holder.send_signal(signal.SIGKILL)
@@ -84,13 +90,8 @@ def test_crashed_holder_frees_lock_after_one_expiry(make_env):
 def test_long_run_keeps_lock(make_env):
     """A run of 3x the expiry keeps the lock; a competitor mid-way is always skipped."""
     env = make_env("redis")
-    name, ready = "long", f"ready-{uuid.uuid4().hex[:8]}"
-    holder = driver(env, "hold", name, "--seconds", 3, "--expiry", 1, "--beat", 0.25,
-                    "--ready-key", ready)
-    import redis
-
-    r = redis.Redis.from_url(env["REDIS_URL"])
-    wait_for(lambda: r.get(ready), 20, what="holder to start")
+    name = "long"
+    holder, r = start_holder(env, name, "--seconds", 3, "--expiry", 1, "--beat", 0.25)
     competitor = driver(env, "contend", name, "--attempts", 60, "--expiry", 1)
     # 60 attempts at ~1.5 ms apart plus start-up: spans well past the 1 s expiry.
     out = result(competitor)
@@ -102,13 +103,8 @@ def test_long_run_keeps_lock(make_env):
 
 def test_key_taken_over_mid_run_is_lost(make_env, procs):
     env = make_env("redis")
-    name, ready = "takeover", f"ready-{uuid.uuid4().hex[:8]}"
-    holder = driver(env, "hold", name, "--seconds", 1.5, "--expiry", 1, "--beat", 0.2,
-                    "--ready-key", ready)
-    import redis
-
-    r = redis.Redis.from_url(env["REDIS_URL"])
-    wait_for(lambda: r.get(ready), 20, what="holder to start")
+    name = "takeover"
+    holder, r = start_holder(env, name, "--seconds", 1.5, "--expiry", 1, "--beat", 0.2)
     lock = f"django_q_exporter:{env['DJANGO_Q_NAME']}:unique:{name}:lock"
     r.set(lock, "someone-else", px=10_000)
     out = result(holder)
@@ -124,10 +120,8 @@ def test_redis_down_mid_run_is_lost_then_recovers(make_env, procs, tmp_path):
     server = RedisServer(tmp_path / "redis").start()
     try:
         env = make_env("redis", REDIS_URL=server.url)
-        name, ready = "outage", f"ready-{uuid.uuid4().hex[:8]}"
-        holder = driver(env, "hold", name, "--seconds", 2, "--expiry", 1, "--beat", 0.2,
-                        "--ready-key", ready)
-        wait_for(lambda: server.client().get(ready), 20, what="holder to start")
+        name = "outage"
+        holder, _ = start_holder(env, name, "--seconds", 2, "--expiry", 1, "--beat", 0.2)
         server.stop()
         t0 = time.monotonic()
         out = result(holder, timeout=30)
@@ -147,15 +141,11 @@ def test_redis_down_mid_run_is_lost_then_recovers(make_env, procs, tmp_path):
 def test_holder_clock_skew_does_not_matter(make_env, procs):
     """Expiry and ages come from Redis TIME: a holder an hour ahead changes nothing."""
     env = make_env("redis")
-    name, ready = "skewed", f"ready-{uuid.uuid4().hex[:8]}"
+    name = "skewed"
     exporter = procs.exporter(env)
     exporter.wait_ready_to_serve()
-    holder = driver(env, "hold", name, "--seconds", 1.5, "--expiry", 1, "--beat", 0.2,
-                    "--ready-key", ready, "--clock-skew", 3600)
-    import redis
-
-    r = redis.Redis.from_url(env["REDIS_URL"])
-    wait_for(lambda: r.get(ready), 20, what="holder to start")
+    holder, _ = start_holder(env, name, "--seconds", 1.5, "--expiry", 1, "--beat", 0.2,
+                             "--clock-skew", 3600)
     wait_for(lambda: exporter.value("django_q_unique_task_running", task=name) == 1, 5,
              what="running 1")
     age = exporter.value("django_q_unique_task_heartbeat_age_seconds", task=name)
@@ -168,16 +158,11 @@ def test_holder_clock_skew_does_not_matter(make_env, procs):
 
 def test_frozen_holder_heartbeat_goes_stale(make_env, procs):
     env = make_env("redis")
-    name, ready = "frozen", f"ready-{uuid.uuid4().hex[:8]}"
+    name = "frozen"
     exporter = procs.exporter(env)
     exporter.wait_ready_to_serve()
-    holder = driver(env, "hold", name, "--seconds", 30, "--expiry", 1, "--beat", 0.2,
-                    "--ready-key", ready)
-    import redis
-
-    r = redis.Redis.from_url(env["REDIS_URL"])
+    holder, _ = start_holder(env, name, "--seconds", 30, "--expiry", 1, "--beat", 0.2)
     try:
-        wait_for(lambda: r.get(ready), 20, what="holder to start")
         assert exporter.value("django_q_unique_task_heartbeat_age_seconds", task=name) < 1
         holder.send_signal(signal.SIGSTOP)
         timeout = exporter.value("django_q_unique_task_heartbeat_timeout_seconds", task=name)
