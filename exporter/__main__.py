@@ -57,6 +57,7 @@ def serve(cfg: Config, stop_event: threading.Event | None = None) -> int:
     try:
         server.start()
     except OSError as exc:
+        app.close()
         raise ConfigError(f"cannot listen on {cfg.listen_host}:{cfg.listen_port}: "
                           f"{exc.strerror or exc}") from None
     stop = stop_event or threading.Event()

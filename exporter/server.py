@@ -170,6 +170,9 @@ class Server:
         self._thread.start()
         self._started.wait()
         if self._start_error is not None:
+            self._thread.join(1.0)
+            self.probe_pool.shutdown(wait=False)
+            self.other_pool.shutdown(wait=False)
             raise self._start_error
 
     def _run(self) -> None:
@@ -186,6 +189,7 @@ class Server:
             self._drained = asyncio.Event()
         except BaseException as exc:  # bind errors are reported by start()
             self._start_error = exc
+            self.loop.close()  # closed here, not by the garbage collector at exit
             self._started.set()
             return
         self._started.set()
