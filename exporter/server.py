@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import gc
 import hmac
 import itertools
 import logging
@@ -167,6 +168,12 @@ class Server:
         return self._server.sockets[0].getsockname()[1]
 
     def start(self) -> None:
+        # Everything allocated so far (Django, settings, the app) lives as long as the
+        # process: move it out of the cyclic GC's reach, so a full collection walks
+        # only per-request objects (measured: full collections over the loaded
+        # Django stack stalled probes by up to ~90 ms).
+        gc.collect()
+        gc.freeze()
         self._thread.start()
         self._started.wait()
         if self._start_error is not None:
