@@ -14,11 +14,20 @@ import urllib.request
 from collections.abc import Sequence
 
 from exporter import __version__
-from exporter.config import Config, ConfigError, add_arguments, from_sources
+from exporter.config import DEFAULT_PORT, Config, ConfigError, add_arguments, from_sources
+from exporter.errors import describe, one_line
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line in one line (exit 2), like bad values."""
+
+    def error(self, message: str):
+        self.exit(2, f"django-q-exporter: usage error: {one_line(message)} "
+                     f"(see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m exporter",
         description="Health probe and Prometheus exporter for django-q2 clusters.")
     parser.add_argument("--version", action="version", version=__version__)
@@ -27,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(serve)
     check = sub.add_parser("check", help="probe a running server: exit 0 on HTTP 200, else 1")
     check.add_argument("url", nargs="?", default=None,
-                       help="URL to probe (default http://127.0.0.1:$PORT/healthz)")
+                       help="URL to probe (default: http://$PROBE_HOST:$PROBE_PORT$PROBE_PATH "
+                            "as in k8s/worker.sh, i.e. http://127.0.0.1:9847/healthz)")
     check.add_argument("--timeout", type=float, default=2.0, help="seconds (default 2)")
     return parser
 
@@ -58,8 +68,9 @@ def serve(cfg: Config, stop_event: threading.Event | None = None) -> int:
         server.start()
     except OSError as exc:
         app.close()
-        raise ConfigError(f"cannot listen on {cfg.listen_host}:{cfg.listen_port}: "
-                          f"{exc.strerror or exc}") from None
+        reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror
+        raise ConfigError(f"--listen-address: cannot listen on {cfg.listen_host}:"
+                          f"{cfg.listen_port}: {reason or exc}") from None
     stop = stop_event or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -73,6 +84,13 @@ def serve(cfg: Config, stop_event: threading.Event | None = None) -> int:
              "ready in %.0f ms", "https" if ssl_context else "http", cfg.listen_host,
              server.port, setup.cluster_name, cfg.hostname, setup.broker_description,
              "on" if access.enabled else "off", (time.monotonic() - t0) * 1000)
+    # One observation now (bounded by health_timeout): a Stat signed with another
+    # SECRET_KEY is logged at start, not at the first probe, and that probe answers
+    # from memory.
+    try:
+        app.prober.observe()
+    except Exception as exc:
+        log.warning("first health observation failed: %s", describe(exc))
     stop.wait()
     log.info("stopping")
     server.stop()
@@ -80,10 +98,20 @@ def serve(cfg: Config, stop_event: threading.Event | None = None) -> int:
     return 0
 
 
+def default_probe_url(environ=os.environ) -> str:
+    """The URL k8s/worker.sh probes: PROBE_HOST/PROBE_PORT/PROBE_PATH; the port falls
+    back to the one in DJANGO_Q_EXPORTER_LISTEN_ADDRESS, then to the default port."""
+    host = environ.get("PROBE_HOST") or "127.0.0.1"
+    listen = environ.get("DJANGO_Q_EXPORTER_LISTEN_ADDRESS", "")
+    port = environ.get("PROBE_PORT") or listen.rpartition(":")[2] or str(DEFAULT_PORT)
+    path = environ.get("PROBE_PATH") or "/healthz"
+    return f"http://{host}:{port}{path}"
+
+
 def check(url: str | None, timeout: float) -> int:
+    """Exit status of a probe: 0 on HTTP 200, else 1 with one line on stderr saying why."""
     if url is None:
-        port = os.environ.get("DJANGO_Q_EXPORTER_PORT", "9847")
-        url = f"http://127.0.0.1:{port}/healthz"
+        url = default_probe_url()
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (probe URL)
             if resp.status == 200:
@@ -93,7 +121,7 @@ def check(url: str | None, timeout: float) -> int:
         print(f"check: {url} answered HTTP {exc.code}", file=sys.stderr)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        print(f"check: {url} unreachable: {reason}", file=sys.stderr)
+        print(f"check: {url} unreachable: {one_line(reason)}", file=sys.stderr)
     return 1
 
 
@@ -105,7 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = from_sources(args, os.environ)
         return serve(cfg)
     except ConfigError as exc:
-        print(f"django-q-exporter: configuration error: {exc}", file=sys.stderr)
+        print(f"django-q-exporter: configuration error: {one_line(exc, 1000)}",
+              file=sys.stderr)
         return 2
 
 

@@ -184,6 +184,7 @@ def _convert(opt: _Option, raw: str, source: str):
 def from_sources(args: argparse.Namespace | None, environ: Mapping[str, str]) -> Config:
     """Build the Config: flag beats environment beats default."""
     values: dict = {}
+    origin: dict[str, str] = {}  # attr -> the flag or variable it came from
     for opt in OPTIONS:
         raw = getattr(args, opt.attr, None) if args is not None else None
         source = f"--{opt.name}"
@@ -192,6 +193,7 @@ def from_sources(args: argparse.Namespace | None, environ: Mapping[str, str]) ->
             source = opt.env
         if raw is None:
             continue
+        origin[opt.attr] = source
         if opt.name == "listen-address":
             values["listen_host"], values["listen_port"] = _parse_listen(raw, source)
             continue
@@ -203,9 +205,13 @@ def from_sources(args: argparse.Namespace | None, environ: Mapping[str, str]) ->
     _load_secrets(values, environ)
     cfg = Config(**values)
     if cfg.health_timeout >= 1.0:
-        raise ConfigError("health-timeout must stay under 1 s so probes answer within 1 s")
+        raise ConfigError(f"{origin.get('health_timeout', '--health-timeout')}: "
+                          f"{cfg.health_timeout:g} must stay under 1 s so probes answer "
+                          "within 1 s")
     if cfg.scrape_timeout < cfg.backend_timeout:
-        raise ConfigError("scrape-timeout must be at least backend-timeout")
+        raise ConfigError(f"{origin.get('scrape_timeout', '--scrape-timeout')}: "
+                          f"{cfg.scrape_timeout:g} must be at least the backend timeout "
+                          f"({cfg.backend_timeout:g})")
     return cfg
 
 

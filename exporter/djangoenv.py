@@ -140,6 +140,7 @@ def describe(settings, cfg: Config) -> QSetup:
             raise ConfigError("Q_CLUSTER['django_redis'] is not supported; "
                               "set Q_CLUSTER['redis'] to the same URL")
         if isinstance(raw, str):
+            _check_redis_url(raw)
             redis_url = raw
             description = f"redis:{mask_url(raw)}"
         else:
@@ -175,6 +176,16 @@ def describe(settings, cfg: Config) -> QSetup:
         problems=tuple(problems),
         stat_index=_uses_stat_index(q),
     )
+
+
+def _check_redis_url(url: str) -> None:
+    """A malformed Redis URL is a start-up error, not a traceback at the first read."""
+    from redis.connection import parse_url
+
+    try:
+        parse_url(url)
+    except ValueError as exc:
+        raise ConfigError(f"Q_CLUSTER['redis'] {mask_url(url)}: {exc}") from None
 
 
 def _uses_stat_index(q: dict) -> bool:

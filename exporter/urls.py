@@ -9,14 +9,15 @@ def mask_url(url: str) -> str:
     """Replace the password in ``url`` with ``***`` (user names stay visible)."""
     try:
         parts = urlsplit(url)
-    except ValueError:
+        password, port = parts.password, parts.port
+    except ValueError:  # also a non-numeric port: never echo what might hold a secret
         return "<unparseable url>"
-    if parts.password is None:
+    if password is None:
         return url
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    if port is not None:
+        host = f"{host}:{port}"
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

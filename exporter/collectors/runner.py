@@ -21,6 +21,7 @@ from prometheus_client.metrics_core import Metric
 
 from exporter import __version__
 from exporter.collectors import Collector
+from exporter.errors import describe
 
 log = logging.getLogger("exporter.collectors")
 
@@ -74,7 +75,7 @@ class ScrapeRunner:
                         families.extend(future.result())
                         ok = True
                     except Exception as exc:
-                        error = f"{type(exc).__name__}: {exc}"
+                        error = describe(exc)
                 else:
                     error = f"timed out after {self.timeout:g}s"
             if not ok:

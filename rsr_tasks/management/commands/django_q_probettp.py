@@ -31,4 +31,5 @@ class Command(BaseCommand):
         try:
             serve(from_sources(ns, os.environ))
         except ConfigError as exc:
-            raise CommandError(f"configuration error: {exc}") from None
+            # Exit 2 like ``python -m exporter serve``: callers tell bad config from a crash.
+            raise CommandError(f"configuration error: {exc}", returncode=2) from None
