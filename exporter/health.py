@@ -140,7 +140,7 @@ class SentinelAliveCheck(Check):
             pid = obs.local.stat.sentinel_pid if obs.local and obs.local.stat else "?"
             return False, f"sentinel process {pid} of the local cluster is gone"
         if obs.sentinel_alive is None:
-            return True, "no local sentinel seen yet"
+            return True, "no local sentinel seen alive from this process yet (not judged)"
         return True, "sentinel process alive"
 
 

@@ -10,7 +10,6 @@ when the backend blackholes.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +17,9 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 from exporter.config import Config
 from exporter.djangoenv import QSetup
+from exporter.errors import describe
 from exporter.health import HealthObservation
+from exporter.sentinel import SentinelWatch
 from exporter.sources import Sources
 from exporter.tracker import ClusterTracker
 
@@ -26,26 +27,6 @@ log = logging.getLogger("exporter.probe")
 
 #: Seconds a bad-signature observation keeps failing the config check.
 BAD_SIGNATURE_MEMORY = 60.0
-
-
-def pid_alive(pid: int) -> bool:
-    """True if ``pid`` exists in this PID namespace and is not a zombie."""
-    if pid <= 0:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            state = fh.read().rsplit(b")", 1)[1].split()[0]
-        return state not in (b"Z", b"X")
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
 
 
 class Prober:
@@ -68,6 +49,7 @@ class Prober:
         self._bad_seen: tuple[float, int] | None = None
         self.pod_store = pod_store
         self._pending_since: float | None = None
+        self.sentinel = SentinelWatch()
 
     def observe(self) -> HealthObservation:
         """The latest observation, at most ``health_cache`` old, or being refreshed.
@@ -103,7 +85,7 @@ class Prober:
             try:
                 self._refresh()
             except Exception as exc:  # the next probe reads synchronously and reports it
-                log.warning("background health refresh failed: %s", exc)
+                log.warning("background health refresh failed: %s", describe(exc))
             finally:
                 self._lock.release()
 
@@ -149,7 +131,7 @@ class Prober:
             self._bad_seen = None
         sentinel_alive = None
         if local is not None and local.stat is not None:
-            sentinel_alive = pid_alive(local.stat.sentinel_pid)
+            sentinel_alive = self.sentinel.judge(local.stat.sentinel_pid)
         pending = bool((queue.size if queue else 0) or (local and local.stat and (
             local.stat.task_q_size or local.stat.done_q_size)))
         if not pending:
@@ -194,4 +176,4 @@ def _outcome(future, timeout: float):
     try:
         return future.result(), None
     except Exception as exc:
-        return None, f"{type(exc).__name__}: {exc}"[:300]
+        return None, describe(exc)
