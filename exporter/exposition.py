@@ -11,8 +11,12 @@ explicitly, goes through prometheus_client.
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, choose_encoder
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.utils import floatToGoString
+
+#: What ``text()`` writes. Not prometheus_client's CONTENT_TYPE_LATEST, which names
+#: text format 1.0.0 since 0.22 (and 0.0.4 before): the header must match the body.
+TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 _TYPES = {"counter": "counter", "gauge": "gauge", "histogram": "histogram",
           "summary": "summary", "unknown": "untyped", "untyped": "untyped",
@@ -50,4 +54,4 @@ def render(registry: CollectorRegistry, accept: str | None) -> tuple[bytes, str]
     encoder, content_type = choose_encoder(accept or "")
     if content_type.startswith("application/openmetrics-text"):
         return encoder(registry), content_type
-    return text(registry), CONTENT_TYPE_LATEST
+    return text(registry), TEXT_CONTENT_TYPE
