@@ -18,16 +18,27 @@ case "$(printf '%s' "${IS_WORKER:-}" | tr '[:upper:]' '[:lower:]')" in
         ;;
 esac
 
+probe_pid=""
+cluster_pid=""
+stopping=""
+# shellcheck disable=SC2317  # called by the trap
+stop() {
+    stopping=1
+    for pid in $cluster_pid $probe_pid; do
+        kill -TERM "$pid" 2>/dev/null
+    done
+}
+# Trap before starting anything: a SIGTERM during start-up (pod deleted while it
+# starts) must not orphan the children.
+trap stop TERM INT
+
 "$PYTHON" -m exporter serve &
 probe_pid=$!
 "$PYTHON" manage.py qcluster &
 cluster_pid=$!
-
-# shellcheck disable=SC2317  # called by the trap
-stop() {
-    kill -TERM "$cluster_pid" "$probe_pid" 2>/dev/null
-}
-trap stop TERM INT
+if [ -n "$stopping" ]; then
+    stop  # the signal came before qcluster existed
+fi
 
 # wait returns early when a trapped signal arrives: keep waiting for qcluster.
 wait "$cluster_pid"
