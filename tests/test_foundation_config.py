@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import time
 
@@ -26,7 +27,18 @@ def _serve(env, *flags, timeout=60) -> subprocess.CompletedProcess:
     (["--log-level", "LOUD"], {}, "--log-level: 'LOUD' is not one of"),
     ([], {"DJANGO_Q_EXPORTER_SCRAPE_TIMEOUT": "soon"},
      "DJANGO_Q_EXPORTER_SCRAPE_TIMEOUT: 'soon' is not a number"),
-    (["--health-timeout", "2"], {}, "health-timeout must stay under 1 s"),
+    (["--health-timeout", "2"], {}, "--health-timeout: 2 must stay under 1 s"),
+    ([], {"DJANGO_Q_EXPORTER_SCRAPE_TIMEOUT": "0.5"},
+     "DJANGO_Q_EXPORTER_SCRAPE_TIMEOUT: 0.5 must be at least the backend timeout"),
+    (["--max-connections", "many"], {}, "--max-connections: 'many' is not an integer"),
+    (["--listen-address", "a b:9847"], {}, "--listen-address: 'a b' is not an IP address"),
+    (["--listen-address", "192.0.2.1:9847"], {},
+     "--listen-address: cannot listen on 192.0.2.1:9847: Cannot assign requested address"),
+    (["--listen-address", "no-such-host.invalid:9847"], {},
+     "--listen-address: cannot listen on no-such-host.invalid:9847"),
+    ([], {"REDIS_URL": "redis://:pw@127.0.0.1:six/0"},
+     "Q_CLUSTER['redis'] <unparseable url>: Port could not be cast"),
+    ([], {"REDIS_URL": "http://127.0.0.1:6379/0"}, "Redis URL must specify one of"),
     (["--django-settings", "no.such.settings"], {}, "Django settings 'no.such.settings'"),
     ([], {"DJANGO_SETTINGS_MODULE": "tests.settings_variants",
           "TEST_Q_BROKER_CLASS": "django_q.brokers.mongo.Mongo"},
@@ -45,6 +57,20 @@ def test_bad_configuration_is_one_line_exit_2(make_env, flags, extra_env, expect
     assert "Traceback" not in result.stderr
 
 
+def test_unknown_flag_and_management_command_are_one_line(make_env):
+    env = make_env("sqlite")
+    result = _serve(env, "--listen-adress", "127.0.0.1:9847")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "usage error: unrecognized arguments: --listen-adress" in result.stderr
+    command = subprocess.run([PYTHON, "manage.py", "django_q_probettp", "--listen-address",
+                              "127.0.0.1:70000"], cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert command.returncode == 2, command.stderr
+    assert command.stderr.strip().splitlines() == [
+        "CommandError: configuration error: --listen-address: port 70000 is outside 0-65535"]
+
+
 def test_port_in_use_is_one_line(make_env, procs):
     env = make_env("sqlite")
     first = procs.exporter(env)
@@ -54,9 +80,16 @@ def test_port_in_use_is_one_line(make_env, procs):
     assert result.stderr.count("\n") == 1 and "cannot listen on" in result.stderr
 
 
-def test_unreachable_redis_at_start_then_recovery(make_env, procs, tmp_path):
-    port = free_port()
-    env = make_env("redis", REDIS_URL=f"redis://127.0.0.1:{port}/0")
+def _check(exporter, path: str, name: str) -> dict:
+    _, body, _ = exporter.get(f"{path}?verbose=1")
+    return next(c for c in json.loads(body)["checks"] if c["name"] == name)
+
+
+def test_unreachable_redis_at_start_outage_and_recovery(make_env, procs, tmp_path):
+    """Redis down at start: the server runs, red but alive. Redis up: green without a
+    restart. Redis down again under a running cluster: readiness fails, liveness never."""
+    port = free_port()  # nobody listens here until the test starts a redis-server on it
+    env = make_env("redis", REDIS_URL=f"redis://127.0.0.1:{port}/0", Q_WORKERS="1")
     exporter = procs.exporter(env)
     exporter.wait_ready_to_serve()
     t0 = time.monotonic()
@@ -66,19 +99,40 @@ def test_unreachable_redis_at_start_then_recovery(make_env, procs, tmp_path):
     assert exporter.get("/livez")[0] == 200  # a broker outage never fails liveness
     assert exporter.value("django_q_broker_up", broker="redis") == 0
     assert exporter.value("django_q_exporter_collector_success", collector="queue") == 0
-    _, verbose, _ = exporter.get("/healthz?verbose=1")
-    broker = next(c for c in json.loads(verbose)["checks"] if c["name"] == "broker")
+    broker = _check(exporter, "/healthz", "broker")
     assert not broker["ok"] and "broker did not answer" in broker["reason"]
 
     server = RedisServer(tmp_path / "late-redis", port=port).start()
+    cluster = None
     try:
         wait_for(lambda: exporter.value("django_q_broker_up", broker="redis") == 1, 10,
                  what="broker_up 1 after Redis came up")
-        procs.qcluster(env)
+        cluster = procs.qcluster(env)
         wait_for(lambda: exporter.get("/healthz")[0] == 200, 30, what="/healthz 200")
+
+        server.stop()  # an outage under a running cluster (its processes stay up)
+        wait_for(lambda: exporter.get("/healthz")[:2] == (503, "false"), 3,
+                 what="/healthz 503 during the outage")
+        # Past the Stat grace the local cluster reads unseen; liveness still holds.
+        wait_for(lambda: not _check(exporter, "/healthz", "cluster_seen")["ok"], 15,
+                 what="cluster_seen to fail during the outage")
+        assert exporter.get("/livez")[:2] == (200, "true")
+        sentinel = _check(exporter, "/livez", "sentinel_process")
+        assert sentinel["ok"] and sentinel["reason"] == "sentinel process alive"
+        assert exporter.value("django_q_broker_up", broker="redis") == 0
+
+        server = RedisServer(tmp_path / "late-redis", port=port).start()
+        wait_for(lambda: exporter.get("/healthz")[0] == 200, 15,
+                 what="/healthz 200 after Redis came back")
+        assert exporter.value("django_q_broker_up", broker="redis") == 1
     finally:
+        if cluster is not None:
+            cluster.stop()  # before Redis, or qcluster hangs on its shutdown writes
         server.stop()
-    assert "Traceback" not in exporter.output()
+    log = exporter.output()
+    assert "Traceback" not in log
+    assert all(line[:4].isdigit() for line in log.splitlines()), "one line per log event"
+    assert exporter.alive()
 
 
 def test_password_masked_on_page_metrics_and_log(make_env, procs, tmp_path):
@@ -88,13 +142,17 @@ def test_password_masked_on_page_metrics_and_log(make_env, procs, tmp_path):
         env = make_env("redis", REDIS_URL=f"redis://:{secret}@127.0.0.1:{server.port}/0")
         exporter = procs.exporter(env)
         exporter.wait_ready_to_serve()
-        procs.qcluster(env)
+        cluster = procs.qcluster(env)
         wait_for(lambda: exporter.get("/healthz")[0] == 200, 30, what="/healthz 200")
-        page = exporter.get("/")[1]
+        status, page, _ = exporter.get("/")
+        assert status == 200
         assert f"redis://:***@127.0.0.1:{server.port}/0" in page
+        assert f"<td>{env['DJANGO_Q_NAME']}</td><td>{socket.gethostname()}</td><td>up</td>" \
+            in page
         for text in (page, exporter.metrics_text(), exporter.get("/healthz?verbose=1")[1],
                      exporter.output()):
             assert secret not in text
+        cluster.stop()  # before Redis, or qcluster hangs on its shutdown writes
     finally:
         server.stop()
 
