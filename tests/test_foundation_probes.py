@@ -107,6 +107,22 @@ def test_healthy_cluster_probes_and_metrics(running, tmp_path):
     missing = _run_worker_sh(exporter.port, "/nope")
     assert missing.returncode == 1 and "HTTP 404" in missing.stderr
 
+    # The management command the original deployment calls serves the same answers
+    # and stops as fast.
+    command = _ArgsExporter([PYTHON, "manage.py", "django_q_probettp"], env,
+                            tmp_path / "django_q_probettp.log")
+    try:
+        command.wait_ready_to_serve()
+        wait_for(lambda: command.get("/healthz")[:2] == (200, "true"), 10,
+                 what="django_q_probettp /healthz 200")
+        assert command.value("django_q_cluster_workers", host=HOST) == 2
+        t0 = time.monotonic()
+        command.signal(signal.SIGTERM)
+        assert command.proc.wait(5) == 0
+        assert time.monotonic() - t0 < 1.0
+    finally:
+        command.stop()
+
 
 @pytest.mark.parametrize("kind", ["redis", "sqlite", "postgres"])
 def test_sigkill_of_whole_cluster_turns_probes_red(kind, make_env, procs):
@@ -179,14 +195,20 @@ def test_worker_sh_fails_fast_when_nothing_listens_or_answers():
         assert elapsed < 5, f"check took {elapsed:.1f}s against a mute listener"
 
 
-class _PidIsolatedExporter(Exporter):
+class _ArgsExporter(Exporter):
+    """An exporter started by another command line, with the HTTP helpers of Exporter."""
+
+    def __init__(self, command: list[str], env: dict[str, str], log: Path) -> None:
+        self.port = free_port()
+        Proc.__init__(self, [*command, "--listen-address", f"127.0.0.1:{self.port}"], env, log)
+
+
+class _PidIsolatedExporter(_ArgsExporter):
     """The exporter in its own PID namespace (as root), like a separate container."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
-        Proc.__init__(self, ["unshare", "--pid", "--fork", "--mount-proc", PYTHON, "-m",
-                             "exporter", "serve", "--listen-address", f"127.0.0.1:{self.port}"],
-                      env, log)
+        super().__init__(["unshare", "--pid", "--fork", "--mount-proc", PYTHON, "-m",
+                          "exporter", "serve"], env, log)
 
     def stop(self, timeout: float = 15) -> None:
         self.signal_group(signal.SIGTERM)  # unshare itself ignores SIGTERM while it waits
