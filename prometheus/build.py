@@ -58,6 +58,26 @@ def _alert(name, expr, for_, severity, summary, description, anchor, t) -> dict:
     }
 
 
+def success_expr(t: dict) -> str:
+    """Seconds since the last success beyond the task's own period.
+
+    Tasks named in ``unique_success_max_age_by_task`` get their own limit; every
+    other task the default ``unique_success_max_age`` (one rule, no per-task copy).
+    """
+    metric = "django_q_unique_task_last_success_timestamp_seconds"
+    per_task = t["unique_success_max_age_by_task"] or {}
+    if not isinstance(per_task, dict):
+        raise SystemExit("build.py: unique_success_max_age_by_task must map task -> seconds")
+    # json.dumps gives a double-quoted string with the escapes PromQL understands.
+    parts = [f"time() - max by (task) ({metric}{{task={json.dumps(task)}}}) > {limit}"
+             for task, limit in sorted(per_task.items())]
+    others = ", ".join(f"task!={json.dumps(task)}" for task in sorted(per_task))
+    parts.append(f"time() - max by (task) ({metric}{{{others}}}) "
+                 f"> {t['unique_success_max_age']}" if others else
+                 f"time() - max by (task) ({metric}) > {t['unique_success_max_age']}")
+    return parts[0] if len(parts) == 1 else " or ".join(f"({part})" for part in parts)
+
+
 def alert_rules(t: dict) -> list[dict]:
     up = "max by (cluster_name, host) (django_q_cluster_up)"
     return [
@@ -115,13 +135,12 @@ def alert_rules(t: dict) -> list[dict]:
                "A run of {{ $labels.task }} is in progress but its heartbeat is older than its "
                "lock expiry: the holder hangs or died mid-run.",
                "djangoquniquetaskheartbeatstale", t),
-        _alert("DjangoQUniqueTaskNoRecentSuccess",
-               "time() - max by (task) (django_q_unique_task_last_success_timestamp_seconds) "
-               f"> {t['unique_success_max_age']}",
+        _alert("DjangoQUniqueTaskNoRecentSuccess", success_expr(t),
                t["for_unique_no_success"], "warning",
                "Unique task {{ $labels.task }} has not succeeded recently",
-               f"No run of {{{{ $labels.task }}}} completed without error in the last "
-               f"{t['unique_success_max_age']}s.", "djangoquniquetasknorecentsuccess", t),
+               "No run of {{ $labels.task }} completed without error for "
+               "{{ $value | humanizeDuration }}, longer than its expected period.",
+               "djangoquniquetasknorecentsuccess", t),
         _alert("DjangoQUniqueTaskLockLost",
                "sum by (task) (increase(django_q_unique_task_lock_lost_total"
                f"[{t['lock_lost_window']}])) > 0",
@@ -155,10 +174,9 @@ def alert_rules(t: dict) -> list[dict]:
 
 
 def groups(t: dict) -> dict:
-    return {"groups": [
-        {"name": "django-q.recording", "rules": recording_rules()},
-        {"name": "django-q.alerts", "rules": alert_rules(t)},
-    ]}
+    # One group: rules of a group run in order, so an alert that reads a recording
+    # rule sees this evaluation's value (groups run independently and could lag).
+    return {"groups": [{"name": "django-q", "rules": recording_rules() + alert_rules(t)}]}
 
 
 def thresholds(overrides: Path | None) -> dict:
