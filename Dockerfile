@@ -1,6 +1,8 @@
 # Image for the web and worker containers (same image, switched by IS_WORKER).
+# Built by docker-compose.yml and used by k8s/deployment.yaml.
 FROM python:3.11-slim
-ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 APP_DIR=/app
+ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 APP_DIR=/app
+# curl for k8s/worker.sh (the exec readiness probe and the compose healthcheck).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends curl \
  && rm -rf /var/lib/apt/lists/* \
@@ -9,10 +11,11 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY exporter ./exporter
 COPY rsr_tasks ./rsr_tasks
-RUN pip install ".[postgres]" gunicorn
+RUN pip install ".[postgres]" "gunicorn>=21"
 COPY manage.py ./
 COPY k8s/entrypoint.sh k8s/worker.sh ./k8s/
-USER 10001
-EXPOSE 9847
+# Numeric, so runAsNonRoot can verify it (k8s/deployment.yaml runs as the same uid).
+USER 10001:10001
+EXPOSE 9847 8000
 ENTRYPOINT ["/app/k8s/entrypoint.sh"]
 CMD ["gunicorn", "--bind", "0.0.0.0:8000", "rsr_tasks.demo.wsgi:application"]

@@ -40,6 +40,8 @@ class Layout:
         if self.x + width > 24:
             self.y += 8
             self.x = 0
+        # Tables show the current values, one row per series (instant, table format).
+        table = {"instant": True, "range": False, "format": "table"} if kind == "table" else {}
         self.panels.append({
             "type": kind, "title": title, "description": description, "id": self._id(),
             "datasource": DS,
@@ -47,7 +49,8 @@ class Layout:
             "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
             "options": {},
             "targets": [{"refId": chr(65 + i), "datasource": DS, "expr": expr,
-                         "legendFormat": legend} for i, (expr, legend) in enumerate(targets)],
+                         "legendFormat": legend, **table}
+                        for i, (expr, legend) in enumerate(targets)],
         })
         self.x += width
 
@@ -89,6 +92,17 @@ def build() -> dict:
             "grows while a cluster with pending work is stuck.",
             [(f"time() - max by (host) (django_q_cluster_last_task_finished_timestamp_seconds"
               f"{{{SEL}}})", "{{host}}")], unit="s")
+    L.panel("Stat age", "Seconds since each cluster's sentinel last saved its Stat (about "
+            "every 0.5 s while alive; the Stat expires after 3 s).",
+            [(f"time() - max by (host) (django_q_cluster_last_seen_timestamp_seconds{{{SEL}}})",
+              "{{host}}")], unit="s")
+    L.panel("Uptime", "Seconds since each cluster started; drops to 0 on a restart.",
+            [(f"time() - max by (host) (django_q_cluster_start_time_seconds{{{SEL}}})",
+              "{{host}}")], unit="s")
+    L.panel("Cluster identity", "The current cluster id (new on every start) and django-q2 "
+            "version of each cluster.",
+            [(f"max by (cluster_name, host, cluster_id, django_q_version) "
+              f"(django_q_cluster_info{{{SEL}}})", "")], kind="table")
     L.row("Queues")
     L.panel("Queue size", "Tasks waiting in the broker.",
             [("django_q:queue_size:max", "{{queue}}")], width=6)

@@ -65,7 +65,8 @@ def test_every_used_metric_name_is_emitted(stack, make_env, procs):
     orm.wait_ready_to_serve()
     emitted |= sample_names(orm)
     used = used_metric_names()
-    missing = {n for n in used if ":" not in n} - emitted
+    # `up` is Prometheus' own series; test_prometheus_scrapes_and_alerts reads it.
+    missing = {n for n in used if ":" not in n and n != "up"} - emitted
     assert missing == set(), f"used by rules/dashboard but not emitted: {sorted(missing)}"
     assert {n for n in used if ":" in n} <= recording_names()
 
@@ -89,12 +90,13 @@ def test_prometheus_scrapes_and_alerts(stack, tmp_path):
     subprocess.run([PYTHON, "prometheus/build.py", "--overrides", str(overrides), "--out",
                     str(tmp_path)], cwd=ROOT, check=True, timeout=60)
     port = free_port()
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(tmp_path / "django-q.rules.yml")],
-        "scrape_configs": [{"job_name": "django-q-exporter", "scrape_timeout": "1s",
-                            "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}]}],
-    }
+    # The shipped scrape config, pointed at this exporter, with fast intervals.
+    config = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
+    config["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    config["rule_files"] = [str(tmp_path / "django-q.rules.yml")]
+    (job,) = config["scrape_configs"]
+    job["scrape_timeout"] = "1s"
+    job["static_configs"] = [{"targets": [f"127.0.0.1:{exporter.port}"]}]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     log = open(tmp_path / "prometheus.log", "wb")
     prom = subprocess.Popen(["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
@@ -109,6 +111,10 @@ def test_prometheus_scrapes_and_alerts(stack, tmp_path):
 
         # Prometheus 2.42 waits ~5 s before its first scrape.
         wait_for(cluster_up, 40, 0.5, what="Prometheus to see django_q_cluster_up 1")
+        # The job the shipped config names is the one DjangoQExporterDown watches.
+        rule_job = yaml.safe_load((ROOT / "prometheus" / "thresholds.yml").read_text())["job"]
+        target = _prom_get(port, "/api/v1/query", query=f'up{{job="{rule_job}"}}')
+        assert [r["value"][1] for r in target["data"]["result"]] == ["1"]
         assert "DjangoQUniqueTaskHeartbeatStale" not in _alert_states(port)
 
         holder.send_signal(signal.SIGSTOP)  # the heartbeat freezes; age passes 2 s

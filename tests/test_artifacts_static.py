@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rsr_tasks import envsettings
 from tests.procs import PYTHON, ROOT
 
 PROM = ROOT / "prometheus"
@@ -91,9 +92,24 @@ def test_threshold_overrides(tmp_path):
 
 
 # --- PromQL in rules and dashboard ------------------------------------------------------
+def dashboard_panels(doc: dict) -> list[dict]:
+    """Every panel, including those nested in collapsed rows."""
+    return [q for p in doc["panels"] for q in [p, *p.get("panels", [])]]
+
+
 def dashboard_exprs() -> list[str]:
+    """Panel queries, and the series selectors of the label_values() variable queries."""
     doc = json.loads(DASHBOARD.read_text())
-    return [t["expr"] for p in doc["panels"] for t in p.get("targets", [])]
+    exprs = [t["expr"] for p in dashboard_panels(doc) for t in p.get("targets", [])]
+    for var in doc["templating"]["list"]:
+        query = var.get("query")
+        if isinstance(query, dict):
+            query = query.get("query", "")
+        match = re.fullmatch(r"label_values\((.*),\s*\w+\)", query or "")
+        if var["type"] == "query":
+            assert match, f"variable {var['name']}: not a label_values(selector, label) query"
+            exprs.append(match.group(1))
+    return exprs
 
 
 def rule_exprs() -> list[str]:
@@ -107,10 +123,14 @@ def concrete(expr: str) -> str:
     return re.sub(r"\$\{?(\w+)\}?", ".*", expr)
 
 
+def all_exprs() -> list[str]:
+    return [concrete(e) for e in dashboard_exprs()] + rule_exprs()
+
+
 def test_every_promql_expression_parses():
     import promql_parser
 
-    exprs = [concrete(e) for e in dashboard_exprs()] + rule_exprs()
+    exprs = all_exprs()
     assert len(exprs) > 30
     for expr in exprs:
         promql_parser.parse(expr)  # raises on a syntax error
@@ -118,15 +138,25 @@ def test_every_promql_expression_parses():
         promql_parser.parse("sum by (func (rate(x[5m]))")
 
 
-def used_metric_names() -> set[str]:
-    names = set()
-    for expr in dashboard_exprs() + rule_exprs():
-        # Label lists of aggregations and vector matching are not metric names.
-        expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "",
-                      expr)
-        expr = re.sub(r"\{[^}]*\}", "", expr)  # nor are label matchers
-        names.update(re.findall(r"\b(django_q_[a-z_]+|django_q:[a-z0-9_:]+)", expr))
+def selector_names(expr: str) -> set[str]:
+    """Metric names of every series selector in the expression, from the parsed AST."""
+    import promql_parser
+
+    names: set[str] = set()
+
+    def visit(node) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            name = node.name or next((m.value for m in node.matchers.matchers
+                                      if m.name == "__name__"), None)
+            assert name, f"selector without a metric name in {expr}"
+            names.add(name)
+
+    promql_parser.walk(promql_parser.parse(expr), visit)
     return names
+
+
+def used_metric_names() -> set[str]:
+    return set().union(*(selector_names(e) for e in all_exprs()))
 
 
 def recording_names() -> set[str]:
@@ -134,19 +164,54 @@ def recording_names() -> set[str]:
     return {r["record"] for g in rules["groups"] for r in g["rules"] if "record" in r}
 
 
+def contract_names() -> dict[str, str]:
+    """name -> type from the README's metric reference table (the v1 metric contract)."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Metric reference", 1)[1].split("\n## ", 1)[0]
+    return {name: kind for name, kind in
+            re.findall(r"^\| `(django_q_\w+)` \| (\w+) \|", section, re.M)}
+
+
+def test_selector_names_come_from_the_ast():
+    assert selector_names('sum by (func) (rate(a_total{x="y"}[5m])) / on (func) b:rec '
+                          'and time() - max({__name__="c"} offset 1m) > 3') == {
+        "a_total", "b:rec", "c"}
+
+
 def test_recording_rules_used_are_defined():
     used = {n for n in used_metric_names() if ":" in n}
     assert used and used <= recording_names()
+    plain = {n for n in used_metric_names() if ":" not in n}
+    assert {n for n in plain if not n.startswith("django_q_")} == {"up"}
+
+
+def test_dashboard_and_rules_cover_the_metric_contract():
+    """Every metric of the contract is shown or alerted on (histograms via _bucket)."""
+    contract = contract_names()
+    assert len(contract) >= 29
+    used = used_metric_names()  # includes what the recording rules read
+    wanted = {f"{n}_bucket" if kind == "histogram" else n for n, kind in contract.items()}
+    assert wanted - used == set()
 
 
 # --- Grafana ----------------------------------------------------------------------------
 def test_dashboard_shape():
     doc = json.loads(DASHBOARD.read_text())
-    ids = [p["id"] for p in doc["panels"]]
+    panels = dashboard_panels(doc)
+    ids = [p["id"] for p in panels]
     assert len(ids) == len(set(ids))
-    for panel in doc["panels"]:
+    cells: dict[tuple[int, int], str] = {}
+    for panel in panels:
         if panel["type"] != "row":
             assert panel.get("description"), panel["title"]
+            assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+            assert all(t["datasource"]["uid"] == "${datasource}" for t in panel["targets"])
+        g = panel["gridPos"]
+        assert g["x"] + g["w"] <= 24, panel["title"]
+        for x in range(g["x"], g["x"] + g["w"]):
+            for y in range(g["y"], g["y"] + g["h"]):
+                assert (x, y) not in cells, f"{panel['title']} overlaps {cells[(x, y)]}"
+                cells[(x, y)] = panel["title"]
     variables = {v["name"] for v in doc["templating"]["list"]}
     assert {"datasource", "cluster_name", "host"} <= variables
     rows = [p["title"] for p in doc["panels"] if p["type"] == "row"]
@@ -197,10 +262,10 @@ def test_deployment_probes_and_limits():
     (c,) = pod["containers"]
     assert c["livenessProbe"]["httpGet"]["path"] == "/livez"
     assert c["readinessProbe"]["exec"]["command"] == ["/app/k8s/worker.sh"]
-    assert c["startupProbe"]["httpGet"]["path"] == "/readyz"
+    # A broker outage at start must not become a restart loop: startup judges liveness.
+    assert c["startupProbe"]["httpGet"]["path"] == "/livez"
     assert c["ports"][0]["name"] == "metrics"
     assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["terminationGracePeriodSeconds"] > 300  # Q_TIMEOUT default
     assert c["resources"]["requests"] and c["resources"]["limits"]
 
 
@@ -212,6 +277,97 @@ def test_compose_config_is_valid():
     assert services["worker"]["healthcheck"]["test"] == ["CMD", "/app/k8s/worker.sh"]
 
 
+def shell_scripts() -> list[Path]:
+    """Every tracked or new file of the repository that is a shell script (by *.sh or a
+    sh/bash shebang), so a script added anywhere is checked without editing this test."""
+    listed = run(["git", "ls-files", "--cached", "--others", "--exclude-standard"])
+    ok(listed)
+    found = []
+    for name in listed.stdout.splitlines():
+        path = ROOT / name
+        if not path.is_file() or "node_modules" in path.parts:
+            continue
+        with path.open("rb") as fh:
+            first = fh.readline(200)
+        if name.endswith(".sh") or re.match(rb"#!\s*/\S*(/env\s+)?(ba|da)?sh\b", first):
+            found.append(path)
+    return found
+
+
 def test_shell_scripts_pass_shellcheck():
-    scripts = [*K8S.glob("*.sh"), *(ROOT / "scripts").iterdir(), ROOT / ".ci" / "run"]
+    scripts = shell_scripts()
+    names = {str(p.relative_to(ROOT)) for p in scripts}
+    assert {"k8s/worker.sh", "k8s/entrypoint.sh", "scripts/test", ".ci/run"} <= names
     ok(run(["shellcheck", *map(str, scripts)]))
+
+
+# --- Dockerfile (no engine here: checked against the files it uses) ----------------------
+def dockerfile() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def test_dockerfile_matches_the_manifests_and_the_tree(tmp_path):
+    instructions = dockerfile()
+    assert instructions[0][0] == "FROM"
+    ignored = [ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines()
+               if ln.strip() and not ln.startswith("#")]
+    for word, args in instructions:
+        if word == "COPY":
+            *sources, _dest = args.split()
+            for src in sources:
+                assert (ROOT / src).exists(), f"COPY {src}: not in the repository"
+                assert src.split("/")[0] not in ignored, f"COPY {src}: excluded by .dockerignore"
+                if src.endswith(".sh"):
+                    assert (ROOT / src).stat().st_mode & 0o111, f"{src} is not executable"
+    base = dict(instructions)["FROM"]
+    version = re.search(r"python:(\d+)\.(\d+)", base)
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    wanted = re.search(r'requires-python = ">=(\d+)\.(\d+)"', pyproject)
+    assert version and wanted and tuple(map(int, version.groups())) >= tuple(
+        map(int, wanted.groups()))
+    (pip,) = [a for w, a in instructions if w == "RUN" and "pip install" in a]
+    for extra in re.findall(r'"\.\[([\w,]+)\]"', pip)[0].split(","):
+        assert f"\n{extra} = [" in pyproject, f"extra {extra} not in pyproject.toml"
+
+    dep = yaml.safe_load((K8S / "deployment.yaml").read_text())
+    pod = dep["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    user = dict(instructions)["USER"]
+    assert user == f"{pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}"
+    entrypoint = json.loads(dict(instructions)["ENTRYPOINT"])
+    assert c["command"] == entrypoint
+    assert (ROOT / entrypoint[0].removeprefix("/app/")).exists()
+    cmd = json.loads(dict(instructions)["CMD"])
+    module = cmd[-1].split(":")[0]
+    assert (ROOT / (module.replace(".", "/") + ".py")).exists()
+    # One metrics port everywhere: image, pod, Service, scrape config, compose.
+    port = c["ports"][0]["containerPort"]
+    exposed = {int(p) for w, a in instructions if w == "EXPOSE" for p in a.split()}
+    assert port in exposed
+    svc = yaml.safe_load((K8S / "service.yaml").read_text())
+    assert svc["spec"]["ports"][0]["port"] == port
+    assert svc["spec"]["ports"][0]["targetPort"] == c["ports"][0]["name"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["DJANGO_Q_EXPORTER_LISTEN_ADDRESS"].endswith(f":{port}")
+    prom = yaml.safe_load((PROM / "prometheus.yml").read_text())
+    assert prom["scrape_configs"][0]["static_configs"][0]["targets"] == [f"worker:{port}"]
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    worker = compose["services"]["worker"]
+    assert worker["environment"]["DJANGO_Q_EXPORTER_LISTEN_ADDRESS"].endswith(f":{port}")
+    assert compose["services"]["worker"]["build"] == "."
+    policy = yaml.safe_load((K8S / "networkpolicy.yaml").read_text())
+    assert [p["port"] for p in policy["spec"]["ingress"][0]["ports"]] == [port]
+    # Graceful stop outlasts the task timeout (the settings' default) in both deployments.
+    timeout = envsettings.build({}, tmp_path)["Q_CLUSTER"]["timeout"]
+    assert "Q_TIMEOUT" not in env and "Q_TIMEOUT" not in worker["environment"]
+    assert pod["terminationGracePeriodSeconds"] > timeout
+    minutes = re.fullmatch(r"(\d+)m", worker["stop_grace_period"])
+    assert minutes and int(minutes.group(1)) * 60 > timeout
