@@ -69,6 +69,14 @@ def test_prometheusrule_carries_the_same_rules(tmp_path):
     extracted = tmp_path / "from-prometheusrule.yml"
     extracted.write_text(yaml.safe_dump(rule["spec"]))
     ok(run(["promtool", "check", "rules", str(extracted)]))
+    # The alert unit tests, run against the rules as Kubernetes will load them.
+    for path in sorted((PROM / "tests").glob("*.yml")):
+        unit = yaml.safe_load(path.read_text())
+        unit["rule_files"] = [str(extracted)]
+        (tmp_path / path.name).write_text(yaml.safe_dump(unit))
+        result = run(["promtool", "test", "rules", str(tmp_path / path.name)])
+        ok(result)
+        assert "SUCCESS" in result.stdout + result.stderr
 
 
 def test_generated_files_are_up_to_date():
@@ -97,11 +105,11 @@ def dashboard_panels(doc: dict) -> list[dict]:
     return [q for p in doc["panels"] for q in [p, *p.get("panels", [])]]
 
 
-def dashboard_exprs() -> list[str]:
+def dashboard_exprs(variables: bool = True) -> list[str]:
     """Panel queries, and the series selectors of the label_values() variable queries."""
     doc = json.loads(DASHBOARD.read_text())
     exprs = [t["expr"] for p in dashboard_panels(doc) for t in p.get("targets", [])]
-    for var in doc["templating"]["list"]:
+    for var in doc["templating"]["list"] if variables else []:
         query = var.get("query")
         if isinstance(query, dict):
             query = query.get("query", "")
@@ -123,8 +131,8 @@ def concrete(expr: str) -> str:
     return re.sub(r"\$\{?(\w+)\}?", ".*", expr)
 
 
-def all_exprs() -> list[str]:
-    return [concrete(e) for e in dashboard_exprs()] + rule_exprs()
+def all_exprs(variables: bool = True) -> list[str]:
+    return [concrete(e) for e in dashboard_exprs(variables)] + rule_exprs()
 
 
 def test_every_promql_expression_parses():
@@ -176,6 +184,49 @@ def test_selector_names_come_from_the_ast():
     assert selector_names('sum by (func) (rate(a_total{x="y"}[5m])) / on (func) b:rec '
                           'and time() - max({__name__="c"} offset 1m) > 3') == {
         "a_total", "b:rec", "c"}
+
+
+def aggregated_selectors(node, agg: str | None = None):
+    """(metric name, innermost enclosing aggregation operator or None) of every selector."""
+    import promql_parser as pp
+
+    if isinstance(node, pp.VectorSelector):
+        yield node.name or "", agg
+    elif isinstance(node, pp.AggregateExpr):
+        yield from aggregated_selectors(node.expr, str(node.op))
+    elif isinstance(node, pp.Call):
+        for arg in node.args:
+            yield from aggregated_selectors(arg, agg)
+    elif isinstance(node, pp.BinaryExpr):
+        yield from aggregated_selectors(node.lhs, agg)
+        yield from aggregated_selectors(node.rhs, agg)
+    elif isinstance(node, pp.MatrixSelector):
+        yield from aggregated_selectors(node.vector_selector, agg)
+    elif isinstance(node, pp.ParenExpr | pp.UnaryExpr | pp.SubqueryExpr):
+        yield from aggregated_selectors(node.expr, agg)
+
+
+def test_cluster_wide_series_use_max_and_per_pod_counters_sum():
+    """N exporter replicas must read like one: every replica reports the same cluster-wide
+    series (max/min over them), while per-pod counters are parts of a whole (sum). The
+    README's metric table marks the per-pod ones."""
+    import promql_parser
+
+    readme = (ROOT / "README.md").read_text().split("## Metric reference", 1)[1]
+    per_pod = set(re.findall(r"^\| `(django_q_\w+)` \|.*\(per pod\) \|$", readme, re.M))
+    assert "django_q_tasks_total" in per_pod and "django_q_queue_size" not in per_pod
+    contract = contract_names()
+    checked = 0
+    for expr in all_exprs(variables=False):  # label_values() lists labels, no values
+        for name, agg in aggregated_selectors(promql_parser.parse(expr)):
+            if ":" in name or name == "up" or name.startswith("django_q_exporter_"):
+                continue  # recorded (already aggregated) or per-exporter series
+            base = re.sub(r"_bucket$", "", name)
+            counter = contract[base] in ("counter", "histogram")
+            want = {"sum"} if base in per_pod and counter else {"max", "min"}
+            assert agg in want, f"{name} under {agg} (want {want}) in: {expr}"
+            checked += 1
+    assert checked > 30
 
 
 def test_recording_rules_used_are_defined():
