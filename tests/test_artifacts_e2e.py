@@ -4,11 +4,11 @@ rules; and every metric name the dashboard and rules use is emitted by a live ex
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import urllib.parse
 import urllib.request
-import uuid
 
 import pytest
 import yaml
@@ -24,10 +24,23 @@ def sample_names(exporter) -> set[str]:
             for s in fam.samples}
 
 
+SLEEPER = "dq-sleeper"  # tests.unique_jobs.sleeper: @unique_task, expiry 2 s, beat 0.5 s
+
+
+def holder_pid(env) -> int:
+    """The pid of the worker process holding the unique task's lock, from the heartbeat
+    record the exporter reads (the same store, built the way the decorator builds it)."""
+    out = run_py(env, "from django.conf import settings\n"
+                      "from rsr_tasks.unique import store\n"
+                      "snap = store.build('default', settings.Q_CLUSTER['name'], 2.0).read_all()\n"
+                      f"print([t.holder.pid for t in snap.tasks if t.name == {SLEEPER!r}][0])\n")
+    return int(out.strip())
+
+
 @pytest.fixture
-def stack(make_env, procs, redis_server):
-    """A Redis-broker cluster that ran tasks (ok and failing), a schedule, and a unique
-    task holder that is still running (so every family is present)."""
+def stack(make_env, procs):
+    """A Redis-broker cluster that ran tasks (ok and failing), a schedule, and a unique task
+    that completed once and now runs again in a worker (so every family is present)."""
     env = make_env("redis", Q_WORKERS="2")
     run_py(env, "from django_q.models import Schedule\n"
                 "Schedule.objects.create(name='e2e', func='tests.task_funcs.quick', args='1',"
@@ -38,23 +51,24 @@ def stack(make_env, procs, redis_server):
     enqueue(env, "tests.task_funcs.quick", [(1,)])
     enqueue(env, "tests.task_funcs.boom", [(1,)])
     # One completed run of the unique task (last success/duration), then one that holds.
-    subprocess.run([PYTHON, "-m", "tests.unique_driver", "hold", "--name", "e2e-job",
-                    "--expiry", "2"], cwd=ROOT, env=env, check=True, timeout=60,
-                   capture_output=True)
-    ready = f"ready-{uuid.uuid4().hex[:8]}"
-    holder = subprocess.Popen([PYTHON, "-m", "tests.unique_driver", "hold", "--name", "e2e-job",
-                               "--seconds", "120", "--expiry", "2", "--beat", "0.5",
-                               "--ready-key", ready], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    enqueue(env, "tests.unique_jobs.sleeper", [(0.1,)])
+    wait_for(lambda: exporter.value("django_q_unique_task_last_success_timestamp_seconds",
+                                    task=SLEEPER) is not None, 30, what="unique task succeeded")
+    enqueue(env, "tests.unique_jobs.sleeper", [(120,)])
+    wait_for(lambda: exporter.value("django_q_unique_task_running", task=SLEEPER) == 1, 30,
+             what="unique task running in a worker")
+    wait_for(lambda: exporter.value("django_q_tasks_total",
+                                    func="tests.task_funcs.boom") == 1, 30,
+             what="tasks finished")
+    pid = holder_pid(env)
+    assert os.getpgid(pid) == cluster.proc.pid, "the holder is a process of this qcluster"
     try:
-        wait_for(lambda: redis_server.client().get(ready), 20, what="unique holder running")
-        wait_for(lambda: exporter.value("django_q_tasks_total",
-                                        func="tests.task_funcs.boom") == 1, 30,
-                 what="tasks finished")
-        yield env, exporter, cluster, holder
+        yield env, exporter, cluster, pid
     finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait()
+        try:
+            os.kill(pid, signal.SIGKILL)  # never leave a SIGSTOPped worker behind
+        except ProcessLookupError:
+            pass
 
 
 def test_every_used_metric_name_is_emitted(stack, make_env, procs):
@@ -83,7 +97,7 @@ def _alert_states(port: int) -> dict[str, str]:
 
 
 def test_prometheus_scrapes_and_alerts(stack, tmp_path):
-    env, exporter, cluster, holder = stack
+    env, exporter, cluster, pid = stack
     overrides = tmp_path / "fast.yml"
     overrides.write_text("for_cluster_down: 1s\nfor_no_cluster_up: 1s\n"
                          "for_heartbeat_stale: 1s\n")
@@ -117,11 +131,14 @@ def test_prometheus_scrapes_and_alerts(stack, tmp_path):
         assert [r["value"][1] for r in target["data"]["result"]] == ["1"]
         assert "DjangoQUniqueTaskHeartbeatStale" not in _alert_states(port)
 
-        holder.send_signal(signal.SIGSTOP)  # the heartbeat freezes; age passes 2 s
+        # Freeze the worker running the unique task: its heartbeat stops, the age
+        # passes the 2 s expiry while the cluster itself stays up.
+        os.kill(pid, signal.SIGSTOP)
         wait_for(lambda: _alert_states(port).get("DjangoQUniqueTaskHeartbeatStale")
                  in ("pending", "firing"), 30, 0.5, what="stale-heartbeat alert")
         wait_for(lambda: _alert_states(port).get("DjangoQUniqueTaskHeartbeatStale")
                  == "firing", 30, 0.5, what="stale-heartbeat alert firing")
+        assert cluster_up() and "DjangoQClusterDown" not in _alert_states(port)
 
         cluster.signal_group(signal.SIGKILL)
         wait_for(lambda: _alert_states(port).get("DjangoQClusterDown") == "firing", 40, 0.5,
