@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Render the alerting/recording rules, the PrometheusRule and the dashboard ConfigMap.
+"""Render the alerting/recording rules, the PrometheusRule, the dashboard and its ConfigMap.
 
     python prometheus/build.py                      # rewrite the committed files
     python prometheus/build.py --check              # exit 1 if they drifted
@@ -14,6 +14,7 @@ them with ``max``; per-pod counters are summed.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -191,6 +192,15 @@ def thresholds(overrides: Path | None) -> dict:
     return t
 
 
+def _grafana_build():
+    """grafana/build.py as a module: the dashboard and its ConfigMap come from one render,
+    so this one command regenerates every derived file, in any order of editing."""
+    spec = importlib.util.spec_from_file_location("grafana_build", ROOT / "grafana" / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def dump(data) -> str:
     return yaml.safe_dump(data, sort_keys=False, width=100, allow_unicode=True)
 
@@ -204,7 +214,8 @@ def render(t: dict) -> dict[Path, str]:
                                                    "release": "prometheus"}},
         "spec": rules,
     }
-    dashboard = json.loads(DASHBOARD_FILE.read_text())
+    dashboard_text = _grafana_build().render()
+    dashboard = json.loads(dashboard_text)
     configmap = {
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "django-q-dashboard", "labels": {"grafana_dashboard": "1"}},
@@ -212,6 +223,7 @@ def render(t: dict) -> dict[Path, str]:
     }
     return {RULES_FILE: header + dump(rules),
             PROMETHEUSRULE_FILE: header + dump(prometheusrule),
+            DASHBOARD_FILE: dashboard_text,
             DASHBOARD_CM_FILE: header + dump(configmap)}
 
 
