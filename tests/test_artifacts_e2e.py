@@ -11,6 +11,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
+import redis
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -29,12 +30,14 @@ SLEEPER = "dq-sleeper"  # tests.unique_jobs.sleeper: @unique_task, expiry 2 s, b
 
 def holder_pid(env) -> int:
     """The pid of the worker process holding the unique task's lock, from the heartbeat
-    record the exporter reads (the same store, built the way the decorator builds it)."""
-    out = run_py(env, "from django.conf import settings\n"
-                      "from rsr_tasks.unique import store\n"
-                      "snap = store.build('default', settings.Q_CLUSTER['name'], 2.0).read_all()\n"
-                      f"print([t.holder.pid for t in snap.tasks if t.name == {SLEEPER!r}][0])\n")
-    return int(out.strip())
+    record the exporter reads. Read straight from Redis by the documented key layout
+    (rsr_tasks/unique: ``django_q_exporter:{cluster}:unique:{task}:state``, one JSON
+    object with the holder's ``pid``), not through the task side's Python API."""
+    client = redis.Redis.from_url(env["REDIS_URL"])
+    raw = client.get(f"django_q_exporter:{env['DJANGO_Q_NAME']}:unique:{SLEEPER}:state")
+    client.close()
+    assert raw, "no heartbeat record"
+    return int(json.loads(raw)["pid"])
 
 
 @pytest.fixture
