@@ -79,7 +79,8 @@ class App:
             collectors.append(QueueCollector(self.sources.queue, setup.broker))
         self.pod_store = PodStore(cfg.pod_store or default_path())
         collectors.append(PodStoreCollector(self.pod_store))
-        collectors.append(UniqueTaskCollector(UniqueTaskSource(setup, cfg.backend_timeout)))
+        collectors.append(UniqueTaskCollector(UniqueTaskSource(setup, cfg.backend_timeout),
+                                              self.pod_store))
         collectors.append(ScheduleCollector(ScheduleSource(), cfg.schedule_cap))
         collectors.extend(extra_collectors)
         self.runner = ScrapeRunner(collectors, cfg.scrape_timeout, self.executor, self.dq_version)

@@ -5,10 +5,11 @@ heartbeat while it works, and releases it only if it still owns it. A run
 that finds the lock held is skipped and returns a falsy ``Skipped`` marker
 (recorded by django-q as the task's result, so skipped runs are visible in
 the admin and distinguishable from runs that did their work). A run that
-loses the lock mid-way (cache down, key expired or taken over) finishes its
-work and returns a ``LockLost`` marker carrying the function's result.
+loses the lock mid-way (cache down for longer than the expiry, key expired
+or taken over) finishes its work and returns a ``LockLost`` marker carrying
+the function's result; ``lock_held()`` lets a long run notice and stop early.
 """
 
-from rsr_tasks.unique.decorator import LockLost, Skipped, registered, unique_task
+from rsr_tasks.unique.decorator import LockLost, Skipped, lock_held, registered, unique_task
 
-__all__ = ["LockLost", "Skipped", "registered", "unique_task"]
+__all__ = ["LockLost", "Skipped", "lock_held", "registered", "unique_task"]

@@ -1,4 +1,4 @@
-"""The ``unique_task`` decorator and its result markers."""
+"""The ``unique_task`` decorator, its result markers and ``lock_held()``."""
 
 from __future__ import annotations
 
@@ -6,27 +6,37 @@ import functools
 import logging
 import os
 import socket
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rsr_tasks.heartbeat import CacheHeartbeat
+from rsr_tasks.heartbeat import CacheHeartbeat, check_timing
 from rsr_tasks.unique import counters
 
 log = logging.getLogger("rsr_tasks.unique")
 
 #: name -> expiry of every decorated task in this process.
 _REGISTRY: dict[str, float] = {}
+#: Names this process has written to the shared registry.
+_registered_here: set[str] = set()
+_local = threading.local()  # .heartbeat: the CacheHeartbeat of the run on this thread
+
+DEFAULT_TIMEOUT = 2.0  # seconds, every lock backend call
 
 
 @dataclass(frozen=True)
 class Skipped:
-    """Result of a run that did not take the lock. Falsy, so ``if result:`` reads
-    "did work"; its repr names the task and the holder in django-q's admin."""
+    """Result of a run that did not take the lock (it did none of its work).
+
+    Falsy, so ``if result:`` reads "did work"; django-q stores it as the task's
+    result, where its repr names the task and why (``reason`` "contended": the
+    holder is in ``detail``; "error": the lock backend failed)."""
 
     task: str
-    reason: str  # "contended" or "error"
+    reason: str
     detail: str = ""
 
     def __bool__(self) -> bool:
@@ -38,7 +48,8 @@ class Skipped:
 
 @dataclass(frozen=True)
 class LockLost:
-    """Result of a run that finished its work without owning the lock to the end."""
+    """Result of a run that did its work but did not own the lock to the end
+    (``result`` is the function's return value)."""
 
     task: str
     reason: str
@@ -53,25 +64,45 @@ def registered() -> dict[str, float]:
     return dict(_REGISTRY)
 
 
-@functools.lru_cache(maxsize=1)
-def _store():
-    from django.conf import settings
+def lock_held() -> bool:
+    """Inside a unique-task run: True while its lock is still ours (see
+    ``CacheHeartbeat.held``). Long runs can check it between steps and stop
+    early once another holder may have taken over. Outside a run: False."""
+    heartbeat = getattr(_local, "heartbeat", None)
+    return heartbeat is not None and heartbeat.held
 
-    from rsr_tasks.unique import store
+
+def _options() -> tuple[str, str, float]:
+    """(cache alias, cluster name, backend timeout) from settings.
+
+    ``RSR_UNIQUE_TASKS = {"cache": alias, "timeout": s}`` (default: django-q's
+    cache and 2 s; ``$RSR_UNIQUE_TASKS_TIMEOUT`` overrides the timeout)."""
+    from django.conf import settings
 
     conf = getattr(settings, "Q_CLUSTER", {}) or {}
     options = getattr(settings, "RSR_UNIQUE_TASKS", {}) or {}
-    return store.build(options.get("cache", conf.get("cache", "default")),
-                       conf.get("name", "default"), float(options.get("timeout", 2.0)))
+    timeout = os.environ.get("RSR_UNIQUE_TASKS_TIMEOUT") or options.get("timeout",
+                                                                        DEFAULT_TIMEOUT)
+    return (options.get("cache", conf.get("cache", "default")), conf.get("name", "default"),
+            float(timeout))
+
+
+@functools.lru_cache(maxsize=1)
+def _store():
+    from rsr_tasks.unique import store
+
+    return store.build(*_options())
 
 
 def register(name: str, expiry: float) -> None:
-    """Write the name to the shared registry; failures are logged and retried at run time."""
+    """Write the name to the shared registry and make its counters exist at 0.
+    Failures are logged; the first run registers again."""
     try:
         _store().register(name, expiry)
-        counters.seed(name)
+        _registered_here.add(name)
     except Exception as exc:
-        log.warning("could not register unique task %s: %s", name, exc)
+        log.warning("could not register unique task %s: %s: %s", name, type(exc).__name__, exc)
+    counters.seed(name)
 
 
 def unique_task(name: str, *, expiry: float = 300.0, beat: float | None = None,
@@ -80,13 +111,18 @@ def unique_task(name: str, *, expiry: float = 300.0, beat: float | None = None,
     """Run the decorated function at most once at a time across all workers.
 
     ``expiry``: lock lifetime in seconds without a heartbeat (a dead holder frees
-    the lock within this time; also the heartbeat staleness limit). ``beat``:
-    seconds between heartbeats (default expiry / 3). ``on_skip``: called with the
-    ``Skipped`` marker; its return value becomes the skipped run's result
-    (default: the marker itself).
+    the lock within this time; also the heartbeat staleness limit the exporter
+    publishes). ``beat``: seconds between heartbeats (default expiry / 3).
+    ``on_skip``: called with the ``Skipped`` marker; its return value becomes
+    the skipped run's result (default: the marker itself).
+
+    Returns the function's result; ``Skipped`` when another holder had the lock
+    or the lock backend failed (the function did not run); ``LockLost(result)``
+    when the run lost its lock mid-way. Exceptions from the function propagate.
     """
     if not name or expiry <= 0:
         raise ValueError("unique_task needs a name and a positive expiry")
+    beat_every = check_timing(float(expiry), beat)
 
     def decorate(func: Callable) -> Callable:
         _REGISTRY[name] = expiry
@@ -101,7 +137,7 @@ def unique_task(name: str, *, expiry: float = 300.0, beat: float | None = None,
 
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
-            return _run(name, expiry, beat, on_skip, func, args, kwargs)
+            return _run(name, float(expiry), beat_every, on_skip, func, args, kwargs)
 
         wrapper.unique_task_name = name  # type: ignore[attr-defined]
         wrapper.unique_task_expiry = expiry  # type: ignore[attr-defined]
@@ -110,45 +146,52 @@ def unique_task(name: str, *, expiry: float = 300.0, beat: float | None = None,
     return decorate
 
 
-_registered_here: set[str] = set()
-
-
 def _skip(marker: Skipped, on_skip):
     return on_skip(marker) if on_skip is not None else marker
 
 
 def _run(name, expiry, beat, on_skip, func, args, kwargs):
-    store = _store()
     if name not in _registered_here:
         register(name, expiry)
-        _registered_here.add(name)
     token = uuid.uuid4().hex
+    sent = time.monotonic()
     try:
-        acquired, holder = store.acquire(name, token, expiry, socket.gethostname(), os.getpid())
+        store = _store()
+        got = store.acquire(name, token, expiry, socket.gethostname(), os.getpid())
     except Exception as exc:
         counters.count(name, "errors")
         log.error("unique task %s skipped: lock backend error: %s: %s", name,
                   type(exc).__name__, exc)
         return _skip(Skipped(name, "error", f"{type(exc).__name__}: {exc}"), on_skip)
-    if not acquired:
+    if not got.ok:
         counters.count(name, "contended")
-        detail = f"held by {holder.host}:{holder.pid}" if holder and holder.host else "held"
+        other = got.other
+        detail = f"held by {other.host}:{other.pid}" if other and other.host else "held"
         log.info("unique task %s skipped: %s", name, detail)
         return _skip(Skipped(name, "contended", detail), on_skip)
     counters.count(name, "acquired")
+    if got.other is not None:
+        prev = got.other
+        since = f", last beat {got.now - prev.beat:.1f} s ago" if prev.beat else ""
+        log.warning("unique task %s: took over from %s:%s, whose run never finished "
+                    "(killed, crashed or lost its lock%s)", name, prev.host, prev.pid, since)
     outcome = "failure"
-    heartbeat = CacheHeartbeat(store, name, token, expiry, beat)
+    heartbeat = CacheHeartbeat(store, name, token, expiry, beat, acquired_at=sent,
+                               on_error=lambda exc: counters.count(name, "errors"))
+    outer = getattr(_local, "heartbeat", None)
+    _local.heartbeat = heartbeat
     try:
         with heartbeat:
             result = func(*args, **kwargs)
             outcome = "success"
     finally:
+        _local.heartbeat = outer
         try:
             store.finish(name, token, outcome)
         except Exception as exc:
             counters.count(name, "errors")
-            log.error("unique task %s: could not release the lock: %s: %s", name,
-                      type(exc).__name__, exc)
+            log.error("unique task %s: could not release the lock (it expires by itself "
+                      "within %g s): %s: %s", name, expiry, type(exc).__name__, exc)
         if heartbeat.lost:
             counters.count(name, "lost")
             log.warning("unique task %s lost its lock mid-run: %s", name, heartbeat.lost_reason)

@@ -1,0 +1,100 @@
+"""Unique-task locks on any shared Django cache (``cache.add``): the weaker backend.
+
+Used when django-q's cache is not Redis, e.g. the embedded default's
+SQLite database cache. What it guarantees, and what not:
+
+* Acquire is ``cache.add`` followed by a read-back of our token. On the
+  SQLite database cache (IMMEDIATE transactions, as rsr_tasks' settings
+  configure it) and on memcached ``add`` is atomic. On the PostgreSQL
+  database cache two processes can both "add" over an *expired* row (both
+  UPDATE it); the read-back then lets only the last writer run, except in
+  a window of one round trip.
+* Extend and release are get-then-set / get-then-delete: a holder whose lock
+  expired can, within that one round trip, extend or delete a successor's.
+* Expiries follow the cache: the database cache stores whole seconds (a
+  lock may lapse up to 1 s early; keep ``expiry`` >= 10 s there) and
+  decides expiry on the writing host's clock, and record times come from
+  the writing host's clock too, so hosts must keep their clocks in sync.
+
+Good enough for one node; use Redis when several nodes share the work.
+"""
+
+from __future__ import annotations
+
+import time
+
+from rsr_tasks.unique import contract
+from rsr_tasks.unique.store import Acquire, Holder, num
+
+_HOLDER_FIELDS = ("token", "host", "pid", "started", "beat")
+
+
+def _holder(state: dict) -> Holder | None:
+    if not state.get("token"):
+        return None
+    return Holder(str(state.get("host", "")), int(num(state.get("pid")) or 0),
+                  num(state.get("started")), num(state.get("beat")))
+
+
+class CacheUniqueStore:
+    def __init__(self, cache, prefix: str, clock=time.time) -> None:
+        self.cache = cache
+        self.prefix = prefix
+        self.clock = clock
+
+    def _lock(self, name: str) -> str:
+        return contract.lock_key(self.prefix, name)
+
+    def _statekey(self, name: str) -> str:
+        return contract.state_key(self.prefix, name)
+
+    def register(self, name: str, expiry: float) -> None:
+        key = contract.registry_key(self.prefix)
+        registry = self.cache.get(key) or {}
+        if registry.get(name) != {"expiry": expiry}:
+            registry[name] = {"expiry": expiry}
+            self.cache.set(key, registry, None)
+
+    def acquire(self, name, token, expiry, host, pid) -> Acquire:
+        now = self.clock()
+        if self.cache.add(self._lock(name), token, expiry) and \
+                self.cache.get(self._lock(name)) == token:
+            state = self.cache.get(self._statekey(name)) or {}
+            previous = _holder(state)
+            state.update(token=token, host=host, pid=pid, started=now, beat=now, expiry=expiry)
+            self.cache.set(self._statekey(name), state, None)
+            return Acquire(True, previous, now)
+        return Acquire(False, _holder(self.cache.get(self._statekey(name)) or {}), now)
+
+    def extend(self, name, token, expiry) -> bool:
+        if self.cache.get(self._lock(name)) != token:
+            return False
+        self.cache.set(self._lock(name), token, expiry)
+        state = self.cache.get(self._statekey(name)) or {}
+        if state.get("token") == token:
+            state["beat"] = self.clock()
+            self.cache.set(self._statekey(name), state, None)
+        return True
+
+    def finish(self, name, token, outcome) -> bool:
+        released = False
+        if self.cache.get(self._lock(name)) == token:
+            self.cache.delete(self._lock(name))
+            released = True
+        state = self.cache.get(self._statekey(name)) or {}
+        if state.get("token") == token:
+            now = self.clock()
+            state.update(last_end=now, last_duration=now - float(state["started"]),
+                         last_outcome=outcome)
+            if outcome == "success":
+                state["last_success"] = now
+            for field in _HOLDER_FIELDS:
+                state.pop(field, None)
+            self.cache.set(self._statekey(name), state, None)
+        return released
+
+    def read_all(self):
+        """Every registered task's state (exporter.sources.unique.Snapshot)."""
+        from exporter.sources.unique import read_cache
+
+        return read_cache(self.cache, self.prefix, self.clock)
