@@ -57,7 +57,15 @@ class ScrapeRunner:
 
     def collect(self) -> Iterable[Metric]:
         started = time.perf_counter()
-        futures = {c.name: (c, self._start(c), time.perf_counter()) for c in self.collectors}
+        ended: dict[str, float] = {}  # when each collector finished, set in its thread
+        futures = {}
+        for c in self.collectors:
+            t0 = time.perf_counter()
+            future = self._start(c)
+            if future is not None:
+                future.add_done_callback(
+                    lambda _, name=c.name: ended.__setitem__(name, time.perf_counter()))
+            futures[c.name] = (c, future, t0)
         pending = [f for _, f, _ in futures.values() if f is not None]
         wait(pending, timeout=self.timeout)
         success = GaugeMetricFamily("django_q_exporter_collector_success",
@@ -84,7 +92,8 @@ class ScrapeRunner:
                     families.extend(fallback())
             self._log_transition(name, ok, error)
             success.add_metric([name], 1 if ok else 0)
-            duration.add_metric([name], time.perf_counter() - t0)
+            # Its own time, not the wait for the slowest one (still running: so far).
+            duration.add_metric([name], ended.get(name, time.perf_counter()) - t0)
         build = GaugeMetricFamily("django_q_exporter_build_info",
                                   "Exporter build information (value always 1)",
                                   labels=["version", "django_q_version", "python_version"])
