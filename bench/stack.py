@@ -1,34 +1,65 @@
-"""Real parts for the benchmarks: private Redis, throwaway data dirs, exporter, cluster."""
+"""Real parts for the benchmarks: private Redis, a throwaway PostgreSQL database,
+throwaway data dirs, exporter and qcluster processes, and the measuring tools."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import statistics
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
+import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from tests.procs import PYTHON, ROOT, Exporter, Proc, RedisServer, base_env, migrate, wait_for
 
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
+_names = itertools.count(1)
+
+
+@contextmanager
+def postgres_database(admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
+    """A throwaway PostgreSQL database, migrated once, dropped at the end (its URL).
+
+    Stacks share it: each has its own cluster name, so rows never mix."""
+    import psycopg
+
+    name = f"dqe_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        migrate(base_env(DATABASE_URL=url, DJANGO_Q_DATA_DIR="/nonexistent"))
+        yield url
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
 
 class Stack:
     """One broker set-up (Redis by default) with its env, data dir and processes."""
 
-    def __init__(self, workdir: Path, redis: RedisServer | None, name: str = "bench") -> None:
+    def __init__(self, workdir: Path, redis: RedisServer | None, name: str = "bench",
+                 database_url: str | None = None, **extra: str) -> None:
         self.workdir = workdir
         self.redis = redis
         data = workdir / "data"
         env = {"DJANGO_Q_NAME": name, "DJANGO_Q_DATA_DIR": str(data),
                "DJANGO_Q_EXPORTER_POD_STORE": str(workdir / "pod.sqlite3"),
-               "DJANGO_SECRET_KEY": "bench-secret", "DJANGO_Q_LOG_LEVEL": "ERROR"}
+               "DJANGO_SECRET_KEY": "bench-secret", "DJANGO_Q_LOG_LEVEL": "ERROR", **extra}
         if redis:
             env["REDIS_URL"] = redis.url
+        if database_url:
+            env["DATABASE_URL"] = database_url
         self.env = base_env(**env)
-        migrate(self.env)
+        if not database_url:  # a shared PostgreSQL database is migrated once
+            migrate(self.env)
         self.procs: list[Proc] = []
 
     def exporter(self, *flags: str) -> Exporter:
@@ -51,12 +82,15 @@ class Stack:
 
 
 @contextmanager
-def stack(redis: bool = True):
+def stack(redis: bool = True, database_url: str | None = None, **extra: str):
+    """A fresh Stack: its own redis-server (unless ``redis=False``), data dir and
+    cluster name; on ``database_url`` when given, else on SQLite. ``extra``: env."""
     work = Path(tempfile.mkdtemp(prefix="dqe-bench-"))
     # DEBUG POPULATE fills the unrelated keyspace quickly (local connections only).
     server = (RedisServer(work / "redis", extra_args=("--enable-debug-command", "local")).start()
               if redis else None)
-    s = Stack(work, server)
+    s = Stack(work, server, f"bench{next(_names)}x{uuid.uuid4().hex[:4]}", database_url,
+              **extra)
     try:
         yield s
     finally:
@@ -67,23 +101,40 @@ def stack(redis: bool = True):
 
 def setup_django(env: dict[str, str]) -> None:
     """Configure Django in this process with a stack's environment (once)."""
-    for key in ("REDIS_URL", "DJANGO_Q_NAME", "DJANGO_Q_DATA_DIR", "DJANGO_SECRET_KEY",
-                "DJANGO_Q_EXPORTER_POD_STORE", "DJANGO_SETTINGS_MODULE"):
-        if key in env:
-            os.environ[key] = env[key]
+    os.environ.update(env)
     import django
 
     django.setup()
 
 
-def time_command(cmd: list[str], env: dict[str, str], runs: int) -> float:
-    """Median wall time of a command over ``runs`` runs (seconds)."""
+def run_child(env: dict[str, str], body: str, timeout: float = 900) -> str:
+    """Run Python ``body`` in a child process with the stack's Django settings set up;
+    its stdout. (Django is set up once per process, and each stack has its own.)"""
+    code = (f"import os, sys; sys.path.insert(0, {str(ROOT)!r})\n"
+            "from bench.stack import setup_django\n"
+            "setup_django(dict(os.environ))\n" + body)
+    done = subprocess.run([PYTHON, "-c", code], cwd=ROOT, timeout=timeout, env=env,
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"bench child failed:\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def time_command(cmd: list[str], env: dict[str, str], runs: int) -> dict[str, float]:
+    """Wall time of a command, like hyperfine: one warm-up run, then ``runs`` runs;
+    median, min and max in seconds. Fails if the command fails."""
     times = []
-    for _ in range(runs):
+    for i in range(runs + 1):
         t0 = time.perf_counter()
-        subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, timeout=120, check=False)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, timeout=120)
+        elapsed = time.perf_counter() - t0
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode}: "
+                               f"{done.stderr.decode(errors='replace')[-2000:]}")
+        if i:
+            times.append(elapsed)
+    return {"median": statistics.median(times), "min": min(times), "max": max(times),
+            "runs": runs}
 
 
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
@@ -97,7 +148,9 @@ def _seconds(text: str) -> float:
 
 
 def wrk(url: str, connections: int, seconds: float) -> dict[str, float]:
-    """p50, p99 (seconds), requests/s and non-2xx count from `wrk --latency`."""
+    """p50, p99 (seconds), requests/s and non-2xx count from `wrk --latency`
+    (threads = min(2, connections): the machine has 2 cores, and wrk needs at least
+    one connection per thread)."""
     threads = min(2, connections)
     out = subprocess.run(["wrk", "--latency", "-t", str(threads), "-c", str(connections),
                           "-d", f"{seconds:g}s", "--timeout", "5s", url],
@@ -105,8 +158,11 @@ def wrk(url: str, connections: int, seconds: float) -> dict[str, float]:
     pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+                       out)
     return {"p50": _seconds(pct["50"]), "p99": _seconds(pct["99"]), "rps": rps,
-            "non2xx": float(bad.group(1)) if bad else 0.0}
+            "non2xx": float(bad.group(1)) if bad else 0.0,
+            "errors": float(sum(int(g) for g in errors.groups())) if errors else 0.0}
 
 
 def http_get(url: str, timeout: float = 10) -> tuple[int, bytes]:
