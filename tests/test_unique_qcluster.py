@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+import time
 import uuid
 
 from tests.procs import PYTHON, ROOT, wait_for
@@ -93,3 +95,49 @@ def test_scheduled_unique_task_registered_before_first_run(make_env, procs):
     assert exporter.value("django_q_unique_task_lock_acquired_total", task="send-digest") == 0
     assert exporter.value("django_q_unique_task_last_success_timestamp_seconds",
                           task="send-digest") is None
+
+
+def test_worker_killed_by_the_guard_frees_lock_within_one_expiry(make_env, procs,
+                                                                 redis_server):
+    """A run that ignores django-q's timeout is ended by the sentinel's guard killing
+    the worker (no cleanup runs): the lock expires by itself within one expiry of the
+    worker's death, and the next run acquires (taking over the unfinished record)."""
+    env = make_env("redis", Q_WORKERS="1", Q_TIMEOUT="1", Q_RETRY="60")
+    cluster = procs.qcluster(env)
+    r = redis_server.client()
+    prefix = f"django_q_exporter:{env['DJANGO_Q_NAME']}:unique:dq-stubborn"
+    _run(env, "from django_q.tasks import async_task\n"
+              "async_task('tests.unique_jobs.stubborn', 60)\n")
+
+    def holder_pid():
+        record = json.loads(r.get(f"{prefix}:state") or "{}")
+        return record.get("pid") if record.get("token") else None
+
+    pid = wait_for(holder_pid, 30, 0.05, what="stubborn run holding the lock")
+
+    def dead():
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().split(")")[-1].split()[0] in ("Z", "X")
+        except FileNotFoundError:
+            return True
+
+    wait_for(dead, 30, 0.02, what="the guard to kill the worker")
+    died_at = time.monotonic()
+    assert r.exists(f"{prefix}:lock"), "nothing released the lock: the worker was killed"
+    wait_for(lambda: not r.exists(f"{prefix}:lock"), 2 + 1, 0.02, what="lock expiry")
+    assert time.monotonic() - died_at <= 2 + 0.5
+    assert holder_pid() == pid, "the killed run's record stays until the next run"
+    exporter = procs.exporter(env)
+    exporter.wait_ready_to_serve()
+    assert exporter.value("django_q_unique_task_running", task="dq-stubborn") == 1
+    _run(env, "from django_q.tasks import async_task\n"
+              "async_task('tests.unique_jobs.stubborn', 0.1)\n")
+    wait_for(lambda: exporter.value("django_q_unique_task_last_success_timestamp_seconds",
+                                    task="dq-stubborn") is not None, 30,
+             what="the next run succeeded")
+    assert exporter.value("django_q_unique_task_running", task="dq-stubborn") == 0
+    assert exporter.value("django_q_unique_task_lock_acquired_total", task="dq-stubborn") == 2
+    assert exporter.value("django_q_unique_task_lock_lost_total", task="dq-stubborn") == 0
+    assert "unique task dq-stubborn: took over from" in cluster.output()
+    assert f":{pid}, whose run never finished" in cluster.output()

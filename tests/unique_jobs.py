@@ -23,3 +23,16 @@ def overlap_job(detector: str, seconds: float) -> str:
 def sleeper(seconds: float) -> str:
     time.sleep(seconds)
     return "slept"
+
+
+@unique_task("dq-stubborn", expiry=2, beat=0.5)
+def stubborn(seconds: float) -> str:
+    """Swallows django-q's TimeoutException (a SystemExit), as code with a bare
+    ``except:`` would, so only the guard's kill of the worker process ends it."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            time.sleep(max(0.0, deadline - time.monotonic()))
+        except BaseException:  # noqa: S112 (the point of this task)
+            continue
+    return "outlasted"
