@@ -1,0 +1,120 @@
+"""Unique tasks in one process: record parsing (pure), timing checks, and the heartbeat
+against a real Redis (never resurrects a key, never outlives its run)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+
+import pytest
+
+from exporter.sources.unique import parse, read_redis
+from rsr_tasks.heartbeat import CacheHeartbeat, check_timing
+from rsr_tasks.unique import contract
+from rsr_tasks.unique.redis_store import RedisUniqueStore
+from tests.procs import wait_for
+
+
+def test_parse_running_and_finished_records():
+    running = parse("t", {"expiry": 9}, {"token": "x", "host": "h", "pid": 7, "started": 10.5,
+                                         "beat": 12.0, "expiry": 5, "last_success": 3.0})
+    assert running.running and running.holder.pid == 7 and running.holder.last_beat == 12.0
+    assert running.timeout == 5 and running.last_success == 3.0
+    done = parse("t", {"expiry": 9}, {"last_end": 20.0, "last_duration": 2.5,
+                                      "last_outcome": "failure"})
+    assert not done.running and done.holder is None
+    assert done.timeout == 9, "the registry's expiry when the record has none"
+    assert (done.last_duration, done.last_outcome, done.last_success) == (2.5, "failure", None)
+
+
+def test_parse_tolerates_partial_and_malformed_records():
+    never_ran = parse("t", {"expiry": 4}, {})
+    assert not never_ran.running and never_ran.timeout == 4 and never_ran.last_end is None
+    junk = parse("t", {}, {"token": "x", "started": "soon", "pid": "?", "last_end": [1]})
+    assert not junk.running and junk.timeout == 0 and junk.last_end is None
+
+
+def test_reader_survives_garbage_values(redis_server):
+    r = redis_server.client()
+    prefix = contract.prefix(f"units-{uuid.uuid4().hex[:6]}")
+    r.hset(contract.registry_key(prefix), mapping={"a": "not json", "b": json.dumps({"expiry": 3})})
+    r.set(contract.state_key(prefix, "a"), b"\xff\x00")
+    snap = read_redis(r, prefix)
+    assert [t.name for t in snap.tasks] == ["a", "b"] and snap.round_trips == 2
+    assert snap.tasks[1].timeout == 3 and not any(t.running for t in snap.tasks)
+    assert abs(snap.now - time.time()) < 30  # Redis TIME
+
+
+def test_beat_must_be_shorter_than_expiry_at_decoration():
+    from rsr_tasks.unique import unique_task
+
+    assert check_timing(3, None) == 1
+    for beat in (0, 3, 5):
+        with pytest.raises(ValueError):
+            unique_task("bad-timing", expiry=3, beat=beat)
+    with pytest.raises(ValueError):
+        unique_task("", expiry=3)
+
+
+@pytest.fixture
+def store(redis_server):
+    return RedisUniqueStore(redis_server.client(), contract.prefix(f"u{uuid.uuid4().hex[:6]}"))
+
+
+def test_heartbeat_never_resurrects_a_deleted_key(store):
+    token, lock = "tok", contract.lock_key(store.prefix, "t")
+    assert store.acquire("t", token, 1.0, "h", 1).ok
+    with CacheHeartbeat(store, "t", token, 1.0, 0.05) as hb:
+        wait_for(lambda: hb.beats >= 2, 5, 0.01, what="two beats")
+        store.client.delete(lock)  # e.g. an operator, or a release racing the beat
+        wait_for(lambda: hb.lost, 5, 0.01, what="loss noticed")
+        assert not hb.held
+        time.sleep(0.2)  # four beat intervals: nothing may write the key again
+        assert not store.client.exists(lock)
+    assert "taken over" in hb.lost_reason
+
+
+def test_heartbeat_stops_before_release_and_never_beats_after(store):
+    token, lock = "tok", contract.lock_key(store.prefix, "t")
+    before = threading.active_count()
+    assert store.acquire("t", token, 1.0, "h", 1).ok
+    with CacheHeartbeat(store, "t", token, 1.0, 0.05) as hb:
+        wait_for(lambda: hb.beats >= 2, 5, 0.01, what="two beats")
+        assert hb.held and store.client.pttl(lock) > 900
+    assert threading.active_count() == before, "the beat thread ended with the run"
+    assert store.finish("t", token, "success")
+    time.sleep(0.2)
+    assert not store.client.exists(lock) and not hb.lost
+    record = json.loads(store.client.get(contract.state_key(store.prefix, "t")))
+    assert record["last_outcome"] == "success" and "token" not in record
+
+
+def test_finish_by_a_former_holder_leaves_the_successor_alone(store):
+    lock = contract.lock_key(store.prefix, "t")
+    assert store.acquire("t", "old", 0.05, "h", 1).ok
+    wait_for(lambda: not store.client.exists(lock), 5, 0.01, what="old lock expired")
+    got = store.acquire("t", "new", 5, "h2", 2)
+    assert got.ok and got.other is not None and got.other.pid == 1  # unfinished record
+    assert not store.extend("t", "old", 5) and not store.finish("t", "old", "success")
+    assert store.client.get(lock) == b"new"
+    record = json.loads(store.client.get(contract.state_key(store.prefix, "t")))
+    assert record["token"] == "new" and "last_outcome" not in record
+
+
+def test_exporter_seeds_lock_counters_for_registered_tasks(make_env, procs, redis_server):
+    """A task registered by some other pod, never run here, reads 0 on this pod."""
+    env = make_env("redis")
+    r = redis_server.client()
+    r.hset(contract.registry_key(contract.prefix(env["DJANGO_Q_NAME"])), "elsewhere",
+           json.dumps({"expiry": 60}))
+    exporter = procs.exporter(env)
+    exporter.wait_ready_to_serve()
+    for outcome in contract.COUNTERS:
+        wait_for(lambda o=outcome: exporter.value(f"django_q_unique_task_lock_{o}_total",
+                                                  task="elsewhere") == 0, 5,
+                 what=f"{outcome} counter at 0")
+    assert exporter.value("django_q_unique_task_running", task="elsewhere") == 0
+    assert exporter.value("django_q_unique_task_heartbeat_timeout_seconds",
+                          task="elsewhere") == 60
