@@ -1,9 +1,14 @@
-"""Recurring demo jobs: what used to be cron jobs in RSR."""
+"""Recurring demo jobs: what used to be cron jobs in RSR, each a @unique_task.
+
+A skipped run (another worker holds the lock) returns a ``Skipped`` marker that
+django-q stores as the result; ``slow_report`` shows a long run checking
+``lock_held()`` between steps so it stops once its lock is gone.
+"""
 
 import logging
 import time
 
-from rsr_tasks.unique import unique_task
+from rsr_tasks.unique import lock_held, unique_task
 
 log = logging.getLogger("rsr_tasks.demo")
 
@@ -22,7 +27,11 @@ def send_digest() -> str:
 
 @unique_task("slow-report", expiry=15, beat=3)
 def slow_report() -> str:
-    time.sleep(150)  # outlives its 2-minute schedule: the next run is skipped
+    for step in range(150):  # outlives its 2-minute schedule: the next run is skipped
+        if not lock_held():  # Redis gone for longer than the expiry, or taken over
+            log.warning("slow-report: lock lost at step %d, stopping", step)
+            return f"stopped at step {step}: lock lost"
+        time.sleep(1)
     return "reported"
 
 
