@@ -192,28 +192,44 @@ def report(ctx, curves: dict, baselines: dict, scrapes: int) -> None:
 
 
 def combined(ctx, scrapes: int) -> None:
-    """The target case: 100 clusters + 1 000 unique tasks in one scrape (smoke: 2 + 10)."""
+    """The target case: 100 clusters + 1 000 unique tasks in one scrape (smoke: 2 + 10),
+    with every task's lock counters its own series (judged), and as shipped (the
+    default cap of 500 task label values per pod; the rest count under "other")."""
     clusters, tasks = (2, 10) if ctx.smoke else (100, 1000)
-    with S.stack(database_url=ctx.db, **UNCAPPED) as st:
-        exporter = st.exporter()
-        client = st.redis.client()
-        S.run_child(st.env, f"from bench import writers\nwriters.stats(0, {clusters})\n"
-                            f"writers.unique(0, {tasks})\n")
-        point = scrape_cost(exporter, client, scrapes)
-        check("clusters", clusters, point)
-        check("unique tasks", tasks, point)
-        base = get_all_seconds(st.env, 3)
-    durations = dict(re.findall(rb'^django_q_exporter_collector_duration_seconds\{collector="'
-                                rb'([^"]+)"\} (\S+)$', point["body"], re.M))
-    parts = ", ".join(f"{k.decode()} {float(v) * 1000:.1f}" for k, v in durations.items())
-    t = point["seconds"]
+    rows, results = [], {}
+    for label, caps in (("caps raised", UNCAPPED), ("default caps", {})):
+        with S.stack(database_url=ctx.db, **caps) as st:
+            exporter = st.exporter()
+            client = st.redis.client()
+            S.run_child(st.env, f"from bench import writers\nwriters.stats(0, {clusters})\n"
+                                f"writers.unique(0, {tasks})\n")
+            point = scrape_cost(exporter, client, scrapes)
+            check("clusters", clusters, point)
+            check("unique tasks", tasks, point)
+            base = get_all_seconds(st.env, 3)
+        took = re.findall(rb'^django_q_exporter_collector_duration_seconds\{collector="'
+                          rb'([^"]+)"\} (\S+)$', point["body"], re.M)
+        parts = ", ".join(f"{k.decode()} {float(v) * 1000:.1f}" for k, v in took)
+        results[label] = point
+        rows.append([f"{clusters} clusters + {tasks:,} unique tasks, {label}",
+                     ms(point["seconds"]), f"{point['bytes']:,}",
+                     f"{series(point['body'], b'django_q_'):,}", f"{point['commands']:.0f}",
+                     ms(base), parts])
+        if ctx.smoke:
+            break
     ctx.report.table(
-        "Target case", ["case", "ms", "bytes", "Redis commands / scrape",
-                        "django-q2 `Stat.get_all()` ms (Stats only)"],
-        [[f"{clusters} clusters + {tasks:,} unique tasks", ms(t), f"{point['bytes']:,}",
-          f"{point['commands']:.0f}", ms(base)]],
-        f"Collector times in the last scrape (ms, run in parallel threads): {parts}. The rest "
-        "of a scrape is the text encoding and HTTP.")
+        "Target case", ["case", "ms", "bytes", "series", "Redis commands / scrape",
+                        "django-q2 `Stat.get_all()` ms (Stats only)",
+                        "collector ms (parallel threads)"], rows,
+        "Collector times are each collector's own, taken from the last scrape's "
+        "`django_q_exporter_collector_duration_seconds`; they run in parallel threads "
+        "under one GIL, so they overlap and inflate each other. The rest of a scrape is "
+        "the text encoding and HTTP.")
+    point = results["caps raised"]
+    t = point["seconds"]
+    shipped = results.get("default caps")
     ctx.report.target(f"/metrics, {clusters} clusters + {tasks:,} unique tasks", "< 50 ms",
-                      f"{ms(t)} ms, {point['commands']:.0f} Redis commands",
-                      f"`Stat.get_all()` alone: {ms(base)} ms", t < 0.05)
+                      f"{ms(t)} ms, {point['commands']:.0f} Redis commands"
+                      + (f" ({ms(shipped['seconds'])} ms with the default label caps)"
+                         if shipped else ""),
+                      f"`Stat.get_all()` alone: {rows[0][5]} ms", t < 0.05)
