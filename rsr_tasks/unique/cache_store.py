@@ -49,11 +49,16 @@ class CacheUniqueStore:
         return contract.state_key(self.prefix, name)
 
     def register(self, name: str, expiry: float) -> None:
+        """Read-modify-write of one dict: a process registering another name at the
+        same moment can overwrite ours, so write until a read-back shows it."""
         key = contract.registry_key(self.prefix)
-        registry = self.cache.get(key) or {}
-        if registry.get(name) != {"expiry": expiry}:
+        for _ in range(5):
+            registry = self.cache.get(key) or {}
+            if registry.get(name) == {"expiry": expiry}:
+                return
             registry[name] = {"expiry": expiry}
             self.cache.set(key, registry, None)
+        raise RuntimeError(f"registry entry for {name!r} kept being overwritten")
 
     def acquire(self, name, token, expiry, host, pid) -> Acquire:
         now = self.clock()
