@@ -59,8 +59,9 @@ class UniqueTaskCollector:
         return [running, age, timeout, success, duration]
 
     def _seed(self, names: list[str]) -> None:
-        """Lock counters at 0 for newly seen task names (one pod-store write per new
-        name set; a failure is logged and retried next scrape, never fails the scrape)."""
+        """Lock counters at 0 for newly seen task names: one pod-store write per new name
+        set. A failure (e.g. a read-only store) is logged once for those names and never
+        fails the scrape; the workers seed the same counters when they register."""
         new = [n for n in names if n not in self._seeded]
         if self.pod_store is None or not new:
             return
@@ -70,6 +71,6 @@ class UniqueTaskCollector:
             counters.declare(self.pod_store)
             self.pod_store.apply([u for n in new for u in
                                   counters.updates(self.pod_store, n, contract.COUNTERS, 0.0)])
-            self._seeded.update(new)
         except Exception as exc:
             log.warning("could not seed unique-task counters: %s", exc)
+        self._seeded.update(new)
