@@ -132,16 +132,21 @@ class UniqueTaskSource:
         self._read = None
 
     def _reader(self):
+        """The cache the workers write to: ``RSR_UNIQUE_TASKS["cache"]`` if set, else
+        django-q's cache (as rsr_tasks.unique.decorator picks it)."""
+        from django.conf import settings
         from django.core.cache import caches
 
         from rsr_tasks.unique import contract
         from rsr_tasks.unique.redisconn import client_for_cache
 
+        options = getattr(settings, "RSR_UNIQUE_TASKS", {}) or {}
+        alias = options.get("cache", self.setup.cache_alias)
         prefix = contract.prefix(self.setup.cluster_name)
-        client = client_for_cache(self.setup.cache_alias, self.timeout)
+        client = client_for_cache(alias, self.timeout)
         if client is not None:
             return lambda: read_redis(client, prefix)
-        cache = caches[self.setup.cache_alias]
+        cache = caches[alias]
         return lambda: read_cache(cache, prefix)
 
     def read(self) -> Snapshot:
