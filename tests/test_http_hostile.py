@@ -172,12 +172,19 @@ def test_thousands_of_idle_connections(make_env, procs):
     try:
         for _ in range(2000):
             sockets.append(socket.create_connection(("127.0.0.1", exporter.port), timeout=5))
+        # The kernel completes handshakes before the server accepts them: wait until the
+        # server has taken the whole backlog (accepts are FIFO, so an answer on the last
+        # socket means all are in), so the probes measure held sockets, not the burst.
+        sockets[-1].sendall(LIVEZ.replace(b"close", b"keep-alive"))
+        assert sockets[-1].recv(4096).startswith(b"HTTP/1.1 200")
         prober = Prober(exporter.port)
         prober.start()
         wait_for(lambda: prober.probes() >= 50, 20, what="50 probes with 2 000 idle sockets")
         latencies, failures = prober.stop()
         assert failures == []
         worst = max(latencies)
+        print(f"/livez with 2 000 held sockets: worst {worst * 1000:.1f} ms, "
+              f"median {sorted(latencies)[len(latencies) // 2] * 1000:.1f} ms")
         assert worst < PROBE_LIMIT, (f"slowest /livez {worst * 1000:.1f} ms over "
                                      f"{len(latencies)} probes")
         # The held connections are still open and usable.

@@ -19,7 +19,9 @@ def test_cluster_up_then_down_after_sigterm(kind, make_env, procs):
     host = socket.gethostname()
     wait_for(lambda: exporter.value("django_q_cluster_up", host=host) == 1, 30,
              what="cluster_up 1")
-    assert exporter.value("django_q_cluster_workers", host=host) == 2
+    # django-q2 saves its first Stat before spawning the pool (0 workers): poll for the pool.
+    wait_for(lambda: exporter.value("django_q_cluster_workers", host=host) == 2, 30,
+             what="cluster_workers 2")
     assert exporter.value("django_q_broker_up") == 1
     wait_for(lambda: exporter.get("/healthz")[:2] == (200, "true"), 10, what="/healthz 200")
 
