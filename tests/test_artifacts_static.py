@@ -395,7 +395,11 @@ def test_dockerfile_matches_the_manifests_and_the_tree(tmp_path):
     assert user == f"{pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}"
     entrypoint = json.loads(dict(instructions)["ENTRYPOINT"])
     assert c["command"] == entrypoint
-    assert (ROOT / entrypoint[0].removeprefix("/app/")).exists()
+    *init, script = entrypoint
+    assert (ROOT / script.removeprefix("/app/")).exists()
+    if init:  # an init (tini) as PID 1 must be installed in the image
+        (apt,) = [a for w, a in instructions if w == "RUN" and "apt-get install" in a]
+        assert init[0].rsplit("/", 1)[-1] in apt.split(), f"{init[0]} not installed"
     cmd = json.loads(dict(instructions)["CMD"])
     module = cmd[-1].split(":")[0]
     assert (ROOT / (module.replace(".", "/") + ".py")).exists()
