@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import http.client
 import logging
 import os
 import signal
+import ssl
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from exporter import __version__
-from exporter.config import DEFAULT_PORT, Config, ConfigError, add_arguments, from_sources
+from exporter import __version__, probeclient
+from exporter.config import Config, ConfigError, add_arguments, from_sources
 from exporter.errors import describe, one_line
+from exporter.probeclient import default_probe_url
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="probe a running server: exit 0 on HTTP 200, else 1")
     check.add_argument("url", nargs="?", default=None,
                        help="URL to probe (default: http://$PROBE_HOST:$PROBE_PORT$PROBE_PATH "
-                            "as in k8s/worker.sh, i.e. http://127.0.0.1:9847/healthz)")
+                            "as in k8s/worker.sh, i.e. http://127.0.0.1:9847/healthz; "
+                            "https when DJANGO_Q_EXPORTER_TLS_CERT_FILE is set)")
     check.add_argument("--timeout", type=float, default=2.0, help="seconds (default 2)")
     return parser
 
@@ -98,29 +102,36 @@ def serve(cfg: Config, stop_event: threading.Event | None = None) -> int:
     return 0
 
 
-def default_probe_url(environ=os.environ) -> str:
-    """The URL k8s/worker.sh probes: PROBE_HOST/PROBE_PORT/PROBE_PATH; the port falls
-    back to the one in DJANGO_Q_EXPORTER_LISTEN_ADDRESS, then to the default port."""
-    host = environ.get("PROBE_HOST") or "127.0.0.1"
-    listen = environ.get("DJANGO_Q_EXPORTER_LISTEN_ADDRESS", "")
-    port = environ.get("PROBE_PORT") or listen.rpartition(":")[2] or str(DEFAULT_PORT)
-    path = environ.get("PROBE_PATH") or "/healthz"
-    return f"http://{host}:{port}{path}"
+def check(url: str | None, timeout: float, environ: Mapping[str, str] = os.environ) -> int:
+    """Exit status of a probe: 0 on HTTP 200, else 1 with one line on stderr saying why.
 
-
-def check(url: str | None, timeout: float) -> int:
-    """Exit status of a probe: 0 on HTTP 200, else 1 with one line on stderr saying why."""
+    TLS and the bearer token come from the server's environment (exporter.probeclient),
+    as in k8s/worker.sh."""
     if url is None:
-        url = default_probe_url()
+        url = default_probe_url(environ)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (probe URL)
+        headers = probeclient.auth_headers(environ)
+        context = probeclient.tls_context(environ) if url.startswith("https:") else None
+    except probeclient.ProbeSetupError as exc:
+        print(f"check: {url} not probed: {one_line(exc)}", file=sys.stderr)
+        return 1
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 (probe URL)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout,  # noqa: S310 (probe URL)
+                                    context=context) as resp:
             if resp.status == 200:
                 return 0
             print(f"check: {url} answered HTTP {resp.status}", file=sys.stderr)
     except urllib.error.HTTPError as exc:
         print(f"check: {url} answered HTTP {exc.code}", file=sys.stderr)
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
+        reason = getattr(exc, "reason", exc) if isinstance(exc, urllib.error.URLError) else exc
+        if url.startswith("https:") and isinstance(reason, (ssl.SSLError, ConnectionError)) \
+                and not isinstance(reason, ConnectionRefusedError):
+            reason = probeclient.describe_tls_error(reason, environ)
+        elif isinstance(reason, http.client.RemoteDisconnected):
+            reason = (f"{reason} (an HTTPS server? DJANGO_Q_EXPORTER_TLS_CERT_FILE "
+                      "switches to https)")
         print(f"check: {url} unreachable: {one_line(reason)}", file=sys.stderr)
     return 1
 
