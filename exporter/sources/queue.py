@@ -49,24 +49,26 @@ class OrmQueueSource:
         self.setup = setup
 
     def read(self) -> QueueReading:
-        from django.db import connections
         from django.db.models import Count, Q
         from django.utils import timezone
         from django_q.models import OrmQ
 
+        from exporter.sources.dbconn import read_db
+
         alias = self.setup.orm_alias or "default"
         now = timezone.now()
         rows = OrmQ.objects.using(alias).filter(key=self.setup.queue_name)
-        try:
+
+        def fetch() -> tuple[dict, tuple | None]:
             counts = rows.aggregate(ready=Count("id", filter=Q(lock__lte=now)),
                                     leased=Count("id", filter=Q(lock__gt=now)))
             head = None
             if counts["ready"]:
                 head = (rows.filter(lock__lte=now).order_by("id")
                         .values_list("payload", "lock").first())
-        except Exception:
-            connections[alias].close()
-            raise
+            return counts, head
+
+        counts, head = read_db(fetch)  # dead connections dropped, one reconnect
         return QueueReading(self.setup.queue_name, int(counts["ready"] or 0),
                             int(counts["leased"] or 0), self._enqueued_at(head),
                             round_trips=2 if counts["ready"] else 1)

@@ -28,16 +28,18 @@ class ScheduleSource:
         self.limit = limit
 
     def read(self) -> list[ScheduleRow]:
-        from django.db import connections, router
+        from django.db import router
         from django_q.models import Schedule
 
+        from exporter.sources.dbconn import read_db
+
         alias = router.db_for_read(Schedule) or "default"
-        try:
-            rows = list(Schedule.objects.using(alias).exclude(repeats=0)
+
+        def fetch() -> list:  # a new QuerySet per attempt
+            return list(Schedule.objects.using(alias).exclude(repeats=0)
                         .order_by("next_run", "id").values_list("id", "name", "func", "next_run")
                         [: self.limit])
-        except Exception:
-            connections[alias].close()  # a broken connection is not reused next scrape
-            raise
+
+        rows = read_db(fetch)  # dead connections dropped, one reconnect
         return [ScheduleRow(pk, name or f"{func}#{pk}", epoch(next_run))
                 for pk, name, func, next_run in rows]

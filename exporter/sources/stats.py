@@ -112,26 +112,17 @@ class CacheStatSource:
     def read(self) -> StatsReading:
         from django.core.cache import caches
 
+        from exporter.sources.dbconn import read_db
+
         cache = caches[self.setup.cache_alias]
-        try:
+
+        def fetch() -> tuple[list, list]:
             keys = cache.get(self.setup.stat_prefix) or []
-            packs = list(cache.get_many(keys).values()) if keys else []
-        except Exception:
-            _close_cache_connections(self.setup.cache_alias)
-            raise
+            return keys, (list(cache.get_many(keys).values()) if keys else [])
+
+        keys, packs = read_db(fetch)  # a DatabaseCache: dead connections dropped, one reconnect
         stats, bad, undecodable = _decode_all(packs, self.setup)
         return StatsReading(tuple(stats), bad, undecodable, round_trips=2 if keys else 1)
 
     def other_names(self) -> tuple[str, ...]:
         return ()
-
-
-def _close_cache_connections(alias: str) -> None:
-    """A failed DatabaseCache query leaves a broken connection: drop it."""
-    from django.db import connections
-
-    for conn in connections.all(initialized_only=True):
-        try:
-            conn.close()
-        except Exception as exc:
-            log.debug("closing %s: %s", conn.alias, exc)

@@ -146,8 +146,11 @@ class UniqueTaskSource:
         client = client_for_cache(alias, self.timeout)
         if client is not None:
             return lambda: read_redis(client, prefix)
+        from exporter.sources.dbconn import read_db
+
         cache = caches[alias]
-        return lambda: read_cache(cache, prefix)
+        # A database cache: dead connections dropped, one reconnect (see dbconn).
+        return lambda: read_db(lambda: read_cache(cache, prefix))
 
     def read(self) -> Snapshot:
         if self._read is None:
