@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -222,3 +223,81 @@ class Exporter(Proc):
 
 def qcluster(env: dict[str, str], log: Path, hostname: str | None = None) -> Proc:
     return Proc([PYTHON, "manage.py", "qcluster"], env, log, hostname)
+
+
+class PostgresServer:
+    """A private PostgreSQL server (initdb in a throwaway directory, a free port).
+
+    For faults that need the *server* to go away (stop / restart), which the
+    shared PostgreSQL on 5432 must never do. initdb and postgres refuse to run
+    as root, so they run as the ``postgres`` OS user in a directory owned by it
+    (under /tmp: pytest's tmp dirs are root-only and unix socket paths are
+    short). Trust auth on 127.0.0.1 only, fsync off: a test server, nothing kept.
+    ``stop()`` is ``pg_ctl stop -m fast`` (every client connection is dropped);
+    ``start()`` again reuses the data directory and the port.
+    """
+
+    def __init__(self, port: int | None = None, dbname: str = "dqe") -> None:
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"),
+                      key=lambda p: int(p.parent.parent.name)
+                      if p.parent.parent.name.isdigit() else 0)
+        if not bins:
+            raise RuntimeError("no PostgreSQL server binaries in /usr/lib/postgresql/*/bin "
+                               "(Debian package postgresql)")
+        self.bindir = bins[-1].parent
+        self.port = port or free_port()
+        self.dbname = dbname
+        self.dir = Path(tempfile.mkdtemp(prefix="dqe-pg-"))
+        self.data = self.dir / "data"
+        shutil.chown(self.dir, "postgres", "postgres")
+        self.initdb_seconds: float | None = None
+        self.initialised = False
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{self.dbname}"
+
+    def _run(self, *args: str, timeout: float = 60) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *args], check=True,
+                       timeout=timeout, capture_output=True, cwd=self.dir)
+
+    def start(self) -> PostgresServer:
+        """initdb (first time only), start, wait until it accepts connections."""
+        if not self.initialised:
+            t0 = time.monotonic()
+            self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres",
+                      "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
+            self.initdb_seconds = time.monotonic() - t0
+        opts = (f"-p {self.port} -c listen_addresses=127.0.0.1 "
+                f"-c unix_socket_directories={self.dir} -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off")
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l",
+                  str(self.dir / "postgres.log"), "-w", "-t", "30", "-o", opts, "start")
+        if not self.initialised:
+            import psycopg
+
+            admin = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+            with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+                conn.execute(f'CREATE DATABASE "{self.dbname}"')
+            self.initialised = True
+        return self
+
+    def running(self) -> bool:
+        return (self.data / "postmaster.pid").exists()
+
+    def stop(self, mode: str = "fast") -> None:
+        """``pg_ctl stop -m mode``; waits until the server is gone. No-op if stopped."""
+        if self.running():
+            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode,
+                      "-w", "-t", "30", "stop")
+
+    def log(self) -> str:
+        path = self.dir / "postgres.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def remove(self) -> None:
+        """Stop (immediately) and delete the data directory."""
+        try:
+            self.stop("immediate")
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
