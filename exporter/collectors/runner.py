@@ -3,8 +3,10 @@
 Like node_exporter's scrape loop: one failing or hanging collector never
 takes the scrape down; it reads ``django_q_exporter_collector_success 0``
 (and publishes its fallback families) while the others report normally. A
-collector still stuck from an earlier scrape is not started again, so a
-blackholed backend cannot pile up threads.
+collector still running from an earlier scrape is not started again, so a
+blackholed backend cannot pile up threads: an overlapping scrape (two
+Prometheus replicas scraping one pod) joins that run and shares its result,
+within its own budget, instead of reporting a failure.
 """
 
 from __future__ import annotations
@@ -33,41 +35,43 @@ class ScrapeRunner:
         self.timeout = timeout
         self.executor = executor
         self.django_q_version = django_q_version
-        self._busy: set[str] = set()
+        self._inflight: dict[str, tuple[Future, float]] = {}  # name -> (run, its start)
         self._lock = threading.Lock()
         self._failing: set[str] = set()
 
     def describe(self) -> list:
         return []  # collected fresh each scrape; nothing to pre-describe
 
-    def _start(self, collector: Collector) -> Future | None:
+    def _start(self, collector: Collector) -> tuple[Future, float]:
+        """The collector's run for this scrape: a new one, or the one still in flight."""
         with self._lock:
-            if collector.name in self._busy:
-                return None
-            self._busy.add(collector.name)
+            running = self._inflight.get(collector.name)
+            if running is not None:
+                return running
+            t0 = time.perf_counter()
 
-        def run() -> list[Metric]:
-            try:
-                return list(collector.collect())
-            finally:
-                with self._lock:
-                    self._busy.discard(collector.name)
+            def run() -> list[Metric]:
+                try:
+                    return list(collector.collect())
+                finally:
+                    with self._lock:
+                        self._inflight.pop(collector.name, None)
 
-        return self.executor.submit(run)
+            # run's own clean-up waits for this lock: the entry is in before it leaves.
+            future = self.executor.submit(run)
+            self._inflight[collector.name] = (future, t0)
+            return future, t0
 
     def collect(self) -> Iterable[Metric]:
         started = time.perf_counter()
         ended: dict[str, float] = {}  # when each collector finished, set in its thread
         futures = {}
         for c in self.collectors:
-            t0 = time.perf_counter()
-            future = self._start(c)
-            if future is not None:
-                future.add_done_callback(
-                    lambda _, name=c.name: ended.__setitem__(name, time.perf_counter()))
+            future, t0 = self._start(c)
+            future.add_done_callback(
+                lambda _, name=c.name: ended.setdefault(name, time.perf_counter()))
             futures[c.name] = (c, future, t0)
-        pending = [f for _, f, _ in futures.values() if f is not None]
-        wait(pending, timeout=self.timeout)
+        wait([f for _, f, _ in futures.values()], timeout=self.timeout)
         success = GaugeMetricFamily("django_q_exporter_collector_success",
                                     "1 if the collector's last run succeeded",
                                     labels=["collector"])
@@ -76,16 +80,13 @@ class ScrapeRunner:
                                      labels=["collector"])
         families: list[Metric] = []
         for name, (collector, future, t0) in futures.items():
-            ok, error = False, "still running from an earlier scrape"
-            if future is not None:
-                if future.done():
-                    try:
-                        families.extend(future.result())
-                        ok = True
-                    except Exception as exc:
-                        error = describe(exc)
-                else:
-                    error = f"timed out after {self.timeout:g}s"
+            ok, error = False, f"timed out after {self.timeout:g}s"
+            if future.done():
+                try:
+                    families.extend(future.result())
+                    ok = True
+                except Exception as exc:
+                    error = describe(exc)
             if not ok:
                 fallback = getattr(collector, "fallback", None)
                 if fallback is not None:
