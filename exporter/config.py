@@ -215,28 +215,34 @@ def from_sources(args: argparse.Namespace | None, environ: Mapping[str, str]) ->
     return cfg
 
 
-def _read_secret(path: str, flag: str) -> str:
+def _read_secret(path: str, setting: str) -> str:
     try:
         with open(path, encoding="utf-8") as fh:
             value = fh.read().strip()
     except OSError as exc:
-        raise ConfigError(f"--{flag}: cannot read {path}: {exc.strerror}") from None
+        raise ConfigError(f"{setting}: cannot read {path}: {exc.strerror}") from None
     if not value:
-        raise ConfigError(f"--{flag}: {path} is empty")
+        raise ConfigError(f"{setting}: {path} is empty")
     return value
+
+
+def secret(path: str | None, env_name: str, setting: str,
+           environ: Mapping[str, str]) -> str | None:
+    """A secret from its file (named by ``setting`` in errors), else from ``env_name``:
+    the file wins. The server and the exec probes (exporter.probeclient) both read the
+    bearer token this way, so they never disagree on which one is in force."""
+    if path:
+        return _read_secret(path, setting)
+    return environ.get(env_name) or None
 
 
 def _load_secrets(values: dict, environ: Mapping[str, str]) -> None:
     """Secrets come from files or the environment, never from argv (visible in ps)."""
-    if values.get("auth_token_file"):
-        values["auth_token"] = _read_secret(values["auth_token_file"], "auth-token-file")
-    elif environ.get(SECRET_ENV["auth_token"]):
-        values["auth_token"] = environ[SECRET_ENV["auth_token"]]
-    if values.get("basic_auth_password_file"):
-        values["basic_auth_password"] = _read_secret(values["basic_auth_password_file"],
-                                                     "basic-auth-password-file")
-    elif environ.get(SECRET_ENV["basic_auth_password"]):
-        values["basic_auth_password"] = environ[SECRET_ENV["basic_auth_password"]]
+    for name, flag in (("auth_token", "auth-token-file"),
+                       ("basic_auth_password", "basic-auth-password-file")):
+        value = secret(values.get(f"{name}_file"), SECRET_ENV[name], f"--{flag}", environ)
+        if value:
+            values[name] = value
     if values.get("basic_auth_password") and not values.get("basic_auth_user"):
         raise ConfigError("basic auth needs --basic-auth-user as well as a password")
     if values.get("basic_auth_user") and not values.get("basic_auth_password"):

@@ -12,11 +12,11 @@ import os
 import ssl
 from collections.abc import Mapping
 
-from exporter.config import DEFAULT_PORT, ENV_PREFIX
+from exporter.config import DEFAULT_PORT, ENV_PREFIX, SECRET_ENV, ConfigError, secret
 
 TLS_CERT_ENV = ENV_PREFIX + "TLS_CERT_FILE"
 CLIENT_CA_ENV = ENV_PREFIX + "TLS_CLIENT_CA_FILE"
-TOKEN_ENV = ENV_PREFIX + "AUTH_TOKEN"
+TOKEN_ENV = SECRET_ENV["auth_token"]
 TOKEN_FILE_ENV = ENV_PREFIX + "AUTH_TOKEN_FILE"
 
 
@@ -77,20 +77,12 @@ def tls_context(environ: Mapping[str, str] = os.environ) -> ssl.SSLContext:
 
 
 def auth_headers(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """``Authorization: Bearer`` from the server's own token settings (the file beats
-    the variable, as in the server), for probes behind ``--auth-probes yes``."""
-    token_file = _env(environ, TOKEN_FILE_ENV)
-    if token_file:
-        try:
-            with open(token_file, encoding="utf-8") as fh:
-                token = fh.read().strip()
-        except OSError as exc:
-            raise ProbeSetupError(f"cannot read the bearer token from {token_file}: "
-                                  f"{exc.strerror}") from None
-        if not token:
-            raise ProbeSetupError(f"cannot read the bearer token from {token_file}: empty")
-    else:
-        token = _env(environ, TOKEN_ENV)
+    """``Authorization: Bearer`` from the server's own token settings (read as the
+    server reads them), for probes behind ``--auth-probes yes``."""
+    try:
+        token = secret(_env(environ, TOKEN_FILE_ENV), TOKEN_ENV, TOKEN_FILE_ENV, environ)
+    except ConfigError as exc:
+        raise ProbeSetupError(str(exc)) from None
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
