@@ -48,6 +48,12 @@ def timed(fn):
     return value, time.monotonic() - t0
 
 
+def collector_success(samples: dict) -> dict[str, float]:
+    """collector -> django_q_exporter_collector_success, from one scrape's samples."""
+    return {dict(labels)["collector"]: v for (name, labels), v in samples.items()
+            if name == "django_q_exporter_collector_success"}
+
+
 @pytest.mark.parametrize("kind", ["redis", "postgres"])
 def test_blackholed_backend_bounds_scrapes_and_probes(kind, make_env, procs):
     hole = Blackhole()
@@ -68,8 +74,7 @@ def test_blackholed_backend_bounds_scrapes_and_probes(kind, make_env, procs):
             assert (health, body) == (503, "false") and took < 1.0, took
             assert exporter.get("/livez")[:2] == (200, "true")
         samples = exporter.samples()
-        success = {dict(labels)["collector"]: v for (name, labels), v in samples.items()
-                   if name == "django_q_exporter_collector_success"}
+        success = collector_success(samples)
         assert {c for c, v in success.items() if v == 0} == failing, success
         assert success["pod"] == 1
         broker = [v for (name, _), v in samples.items() if name == "django_q_broker_up"]
@@ -92,8 +97,7 @@ def test_redis_restart_recovers_without_exporter_restart(make_env, procs, tmp_pa
         server.start()
         wait_for(lambda: exporter.value("django_q_broker_up") == 1, 10, what="broker_up 1")
         samples = exporter.samples()
-        assert all(v == 1 for (n, _), v in samples.items()
-                   if n == "django_q_exporter_collector_success")
+        assert all(v == 1 for v in collector_success(samples).values())
     finally:
         server.stop()
 
@@ -160,8 +164,7 @@ def test_postgres_server_restart_recovers(make_env, procs):
         assert exporter.value("django_q_cluster_up", cluster_name=cname) == 1
 
         def success() -> dict[str, float]:
-            return {dict(labels)["collector"]: v for (name, labels), v
-                    in exporter.samples().items() if name == "django_q_exporter_collector_success"}
+            return collector_success(exporter.samples())
 
         # 1. Restart between scrapes: the next scrape reads everything.
         for _ in range(3):  # several pool threads hold a database connection
@@ -172,8 +175,7 @@ def test_postgres_server_restart_recovers(make_env, procs):
         print(f"restart between scrapes (pg_ctl stop -m fast + start): "
               f"{time.monotonic() - t1:.2f} s")
         first = exporter.samples()
-        assert {dict(ls)["collector"]: v for (n, ls), v in first.items()
-                if n == "django_q_exporter_collector_success"} == dict.fromkeys(
+        assert collector_success(first) == dict.fromkeys(
                     ("clusters", "queue", "pod", "unique_tasks", "schedules"), 1), first
         assert first[("django_q_broker_up", (("broker", "orm"),))] == 1
 
