@@ -119,7 +119,8 @@ def test_func_label_is_capped(make_env, procs):
 
 def test_unusable_pod_store_never_breaks_a_task(make_env, procs, tmp_path):
     """The store path lies under a regular file (cannot be created, even as root): tasks
-    still succeed and each process logs each failing receiver once, not per task."""
+    still succeed and the monitor, the only process that writes, logs its failing
+    receiver once, not per task; the workers' receivers do no I/O and never fail."""
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
     env = make_env("sqlite", Q_WORKERS="1", DJANGO_Q_EXPORTER_POD_STORE=str(blocker / "x.db"))
@@ -134,8 +135,8 @@ def test_unusable_pod_store_never_breaks_a_task(make_env, procs, tmp_path):
     assert out.strip().splitlines()[-1] == "[0, 1, 2, 3]"
     cluster.stop()
     log = cluster.log_path.read_text()
-    for kind in ("started", "executed", "finished"):
-        assert log.count(f"task metrics: {kind} not recorded") == 1, (kind, log[-3000:])
+    assert log.count("task metrics: finished not recorded") == 1, log[-3000:]
+    assert "task metrics: started" not in log and "task metrics: executed" not in log
 
 
 def test_processes_opening_a_new_pod_store_at_once_all_count(tmp_path):
