@@ -10,6 +10,8 @@ explicitly, goes through prometheus_client.
 
 from __future__ import annotations
 
+from math import copysign
+
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.utils import floatToGoString
@@ -29,9 +31,18 @@ def _escape(value: str) -> str:
     return value
 
 
+def _labels_text(items: tuple[tuple[str, str], ...]) -> str:
+    return ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(items))
+
+
 def text(registry: CollectorRegistry) -> bytes:
-    """Prometheus text format 0.0.4, sample for sample what generate_latest writes."""
+    """Prometheus text format 0.0.4, sample for sample what generate_latest writes.
+
+    Label sets and values repeat across families (a task's labels in nine of
+    them, 0 and 1 everywhere), so each is formatted once per scrape."""
     out: list[str] = []
+    labels_cache: dict[tuple, str] = {}
+    values_cache: dict[float, str] = {}
     for metric in registry.collect():
         name = metric.name + ("_total" if metric.type == "counter" else "")
         if metric.type == "info":
@@ -41,11 +52,19 @@ def text(registry: CollectorRegistry) -> bytes:
         for s in metric.samples:
             if s.name.endswith("_created"):
                 continue
+            value = values_cache.get(s.value)
+            if value is None or (s.value == 0 and copysign(1.0, s.value) < 0):  # -0.0 == 0.0
+                value = floatToGoString(s.value)
+                if s.value != 0 or value == "0.0":
+                    values_cache[s.value] = value
             if s.labels:
-                labels = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(s.labels.items()))
-                out.append(f"{s.name}{{{labels}}} {floatToGoString(s.value)}\n")
+                items = tuple(s.labels.items())
+                labels = labels_cache.get(items)
+                if labels is None:
+                    labels = labels_cache[items] = _labels_text(items)
+                out.append(f"{s.name}{{{labels}}} {value}\n")
             else:
-                out.append(f"{s.name} {floatToGoString(s.value)}\n")
+                out.append(f"{s.name} {value}\n")
     return "".join(out).encode("utf-8")
 
 

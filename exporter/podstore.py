@@ -70,13 +70,10 @@ class Update:
 
 
 @dataclass(frozen=True)
-class Row:
-    family: str
+class Family:
+    name: str
     type: str
     help: str
-    suffix: str
-    labels: dict[str, str]
-    value: float
     buckets: tuple[float, ...] | None = None  # histogram bounds, ascending (no +Inf)
 
 
@@ -226,15 +223,19 @@ class PodStore:
             return value
         return OTHER
 
-    def read(self) -> list[Row]:
+    def read(self) -> tuple[dict[str, Family], list[tuple[str, str, str, float]]]:
+        """(declared families by name, samples as (family, suffix, labels JSON, value)).
+
+        Raw rows in the primary key's order (no sort): decoding the labels is left to
+        the reader, which caches it from one scrape to the next."""
         with self._lock:
-            cur = self._connection().execute(
-                "SELECT f.name, f.type, f.help, f.buckets, s.suffix, s.labels, s.value "
-                "FROM sample s JOIN family f ON f.name = s.family "
-                "ORDER BY f.name, s.labels, s.suffix")
-            return [Row(n, t, h, suf, json.loads(lab), v,
-                        tuple(json.loads(b)) if b else None)
-                    for n, t, h, b, suf, lab, v in cur]
+            conn = self._connection()
+            families = {n: Family(n, t, h, tuple(json.loads(b)) if b else None)
+                        for n, t, h, b in conn.execute(
+                            "SELECT name, type, help, buckets FROM family")}
+            rows = conn.execute("SELECT family, suffix, labels, value FROM sample "
+                                "WHERE family IN (SELECT name FROM family)").fetchall()
+        return families, rows
 
     def value(self, family: str, suffix: str, labels: dict[str, str]) -> float | None:
         """One sample's value, or None if it was never written."""

@@ -153,7 +153,13 @@ def test_text_encoder_matches_prometheus_client():
             h = HistogramMetricFamily("h_x", "a histogram", labels=["f"])
             h.add_metric(["f1"], [("0.1", 1), ("1.0", 2), ("+Inf", 3)], 4.5)
             u = GaugeMetricFamily("u_x", "no labels", value=0)
-            return [g, c, h, u]
+            # label sets and values seen above again (formatted once per scrape, cached):
+            # the cache must tell -0.0 from 0.0, and key orders apart
+            again = GaugeMetricFamily("again_x", "repeats", labels=["b", "a"])
+            again.add_metric(["line\nbreak\\", 'v"q'], -0.0)
+            again.add_metric(["x", "plain"], 0.0)
+            again.add_metric(["z", "big"], 1.5)
+            return [g, c, h, u, again]
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Fixed())

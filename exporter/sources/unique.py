@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 
 from exporter.djangoenv import QSetup
+from exporter.memo import LastRead
 
 
 @dataclass(frozen=True)
@@ -96,18 +97,28 @@ def _json(raw) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def read_redis(client, prefix: str) -> Snapshot:
+def _parse_raw(key: tuple[str, bytes | None, bytes | None]) -> TaskState:
+    name, meta, record = key
+    return parse(name, _json(meta), _json(record))
+
+
+def read_redis(client, prefix: str, memo: LastRead[TaskState] | None = None) -> Snapshot:
+    """``memo`` keeps the states parsed by the previous read: an unchanged registry entry
+    and record (the same bytes) are not decoded again."""
     from rsr_tasks.unique import contract
 
     pipe = client.pipeline(transaction=False)
     pipe.time()
     pipe.hgetall(contract.registry_key(prefix))
     (secs, micros), registry = pipe.execute()
-    metas = {_text(k): _json(v) for k, v in registry.items()}
-    names = sorted(metas)
-    raws = client.mget([contract.state_key(prefix, n) for n in names]) if names else []
-    tasks = tuple(parse(n, metas[n], _json(raw)) for n, raw in zip(names, raws, strict=True))
-    return Snapshot(secs + micros / 1e6, "redis", tasks, 2 if names else 1)
+    metas = sorted((_text(k), v) for k, v in registry.items())
+    raws = client.mget([contract.state_key(prefix, n) for n, _ in metas]) if metas else []
+    get = memo.get if memo is not None else (lambda key, compute: compute(key))
+    tasks = tuple(get((n, meta, raw), _parse_raw)
+                  for (n, meta), raw in zip(metas, raws, strict=True))
+    if memo is not None:
+        memo.rotate()
+    return Snapshot(secs + micros / 1e6, "redis", tasks, 2 if metas else 1)
 
 
 def read_cache(cache, prefix: str, clock=time.time) -> Snapshot:
@@ -145,7 +156,8 @@ class UniqueTaskSource:
         prefix = contract.prefix(self.setup.cluster_name)
         client = client_for_cache(alias, self.timeout)
         if client is not None:
-            return lambda: read_redis(client, prefix)
+            memo: LastRead[TaskState] = LastRead()
+            return lambda: read_redis(client, prefix, memo)
         from exporter.sources.dbconn import read_db
 
         cache = caches[alias]
