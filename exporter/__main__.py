@@ -67,7 +67,7 @@ def serve(cfg: Config, stop_event: threading.Event | None = None) -> int:
     access = Access(cfg.auth_token, cfg.basic_auth_user, cfg.basic_auth_password,
                     protect_probes=cfg.auth_probes == "yes")
     server = Server(cfg.listen_host, cfg.listen_port, app.routes(), cfg.max_connections,
-                    cfg.read_timeout, access, ssl_context)
+                    cfg.read_timeout, access, ssl_context, app.inline_routes())
     try:
         server.start()
     except OSError as exc:

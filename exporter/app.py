@@ -40,6 +40,7 @@ class Response:
 
 
 Handler = Callable[[Request], Response]
+InlineHandler = Callable[[Request], "Response | None"]
 
 
 def django_q_version() -> str:
@@ -105,6 +106,20 @@ class App:
             "/metrics": self.metrics,
             "/": self.index,
         }
+
+    def inline_routes(self) -> dict[str, InlineHandler]:
+        """Probe handlers the server may call on its event loop: they answer from the
+        observation in memory (no I/O, a few µs) or return None, and the request goes to
+        a thread as usual. Saves a thread hop per probe in the steady state."""
+        return {
+            "/healthz": lambda r: self._from_memory(health.readiness, r),
+            "/readyz": lambda r: self._from_memory(health.readiness, r),
+            "/livez": lambda r: self._from_memory(health.liveness, r),
+        }
+
+    def _from_memory(self, judge, request: Request) -> Response | None:
+        obs = self.prober.peek()
+        return None if obs is None else self._health_response(judge(obs, self.cfg), request)
 
     # handlers -----------------------------------------------------------------
     def readyz(self, request: Request) -> Response:

@@ -58,6 +58,19 @@ class Prober:
         from memory while one background read refreshes it, so no probe waits for the
         backend in steady state. Older or missing: read now (single flight).
         """
+        cached = self.peek()
+        if cached is not None:
+            return cached
+        with self._lock:
+            cached = self._cached
+            if cached and time.monotonic() - cached[0] < self.cfg.health_cache:
+                return cached[1]
+            return self._refresh()
+
+    def peek(self) -> HealthObservation | None:
+        """The observation if it can be answered from memory (fresh, or somewhat stale
+        with a background refresh started), else None. Never waits: safe to call on the
+        server's event loop."""
         cached = self._cached
         if cached is not None:
             age = time.monotonic() - cached[0]
@@ -66,11 +79,7 @@ class Prober:
             if age < 4 * self.cfg.health_cache:
                 self._refresh_in_background()
                 return cached[1]
-        with self._lock:
-            cached = self._cached
-            if cached and time.monotonic() - cached[0] < self.cfg.health_cache:
-                return cached[1]
-            return self._refresh()
+        return None
 
     def _refresh(self) -> HealthObservation:
         obs = self._read()

@@ -1,6 +1,9 @@
 """HTTP only: an asyncio HTTP/1.1 front with limits, auth, TLS and clean shutdown.
 
-Knows nothing of django-q: it maps paths to handlers from ``App.routes()``.
+Knows nothing of django-q: it maps paths to handlers from ``App.routes()``,
+run in threads, and first tries the ``inline`` handlers on the event loop
+(probes answered from memory: no thread hop; None sends the request on to
+its thread).
 
 Why asyncio in front of threads: an idle or slow client (keep-alive, slow
 loris, a flood of open sockets) costs a coroutine, never a thread, so probes
@@ -35,7 +38,7 @@ from http import HTTPStatus
 from urllib.parse import parse_qsl, urlsplit
 
 from exporter import __version__
-from exporter.app import Handler, Request, Response
+from exporter.app import Handler, InlineHandler, Request, Response
 
 log = logging.getLogger("exporter.http")
 
@@ -139,10 +142,12 @@ class Server:
 
     def __init__(self, host: str, port: int, routes: dict[str, Handler], max_connections: int,
                  read_timeout: float, access: Access | None = None,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None,
+                 inline: dict[str, InlineHandler] | None = None) -> None:
         self.host = host
         self.requested_port = port
         self.routes = routes
+        self.inline = inline or {}
         self.max_connections = _fd_bounded(max_connections)
         self.read_timeout = read_timeout
         self.access = access or Access()
@@ -346,6 +351,11 @@ class Server:
                             headers={"WWW-Authenticate": self.access.challenge()})
         request = Request(head.method, path, dict(parse_qsl(url.query, keep_blank_values=True)),
                           head.headers)
+        fast = self.inline.get(path)
+        if fast is not None:
+            answered = _call(fast, request, path)
+            if answered is not None:
+                return answered
         pool = self.probe_pool if path in PROBE_PATHS else self.other_pool
         self._inflight += 1
         try:
@@ -368,7 +378,8 @@ def _fd_bounded(wanted: int) -> int:
     return wanted
 
 
-def _call(handler: Callable[[Request], Response], request: Request, path: str) -> Response:
+def _call(handler: Callable[[Request], Response | None], request: Request,
+          path: str) -> Response | None:
     try:
         return handler(request)
     except Exception as exc:
