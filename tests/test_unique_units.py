@@ -47,6 +47,30 @@ def test_reader_survives_garbage_values(redis_server):
     assert abs(snap.now - time.time()) < 30  # Redis TIME
 
 
+def test_reader_cache_sees_every_change(redis_server):
+    """With the scrape-to-scrape cache, an unchanged task is not parsed again (the same
+    state object), a changed record or registry entry is, and a removed task is gone."""
+    from exporter.memo import LastRead
+
+    r = redis_server.client()
+    prefix = contract.prefix(f"units-{uuid.uuid4().hex[:6]}")
+    r.hset(contract.registry_key(prefix), mapping={n: json.dumps({"expiry": 3}) for n in "abc"})
+    for n in "abc":
+        r.set(contract.state_key(prefix, n), json.dumps({"last_end": 1.0}))
+    memo = LastRead()
+    first = {t.name: t for t in read_redis(r, prefix, memo).tasks}
+    r.set(contract.state_key(prefix, "a"), json.dumps({"last_end": 2.0}))
+    r.hset(contract.registry_key(prefix), "b", json.dumps({"expiry": 7}))
+    r.hdel(contract.registry_key(prefix), "c")
+    second = {t.name: t for t in read_redis(r, prefix, memo).tasks}
+    assert sorted(second) == ["a", "b"]
+    assert second["a"].last_end == 2.0 and second["b"].timeout == 7
+    r.set(contract.state_key(prefix, "a"), json.dumps({"last_end": 1.0}))  # back as before
+    third = {t.name: t for t in read_redis(r, prefix, memo).tasks}
+    assert third["a"].last_end == 1.0 and third["a"] is not first["a"]  # forgotten, reparsed
+    assert third["b"] is second["b"]  # unchanged since the last read: reused
+
+
 def test_beat_must_be_shorter_than_expiry_at_decoration():
     from rsr_tasks.unique import unique_task
 
