@@ -1,4 +1,4 @@
-"""The per-pod metric store: counters and histograms written by worker processes.
+"""The per-pod metric store: counters and histograms written by the cluster's processes.
 
 django-q2 runs tasks in worker processes that are recycled after ``recycle``
 tasks and reincarnated after timeouts, and fires ``post_execute`` in yet
