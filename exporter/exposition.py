@@ -31,6 +31,9 @@ def _escape(value: str) -> str:
     return value
 
 
+_ZERO, _NEGATIVE_ZERO = floatToGoString(0.0), floatToGoString(-0.0)
+
+
 def _labels_text(items: tuple[tuple[str, str], ...]) -> str:
     return ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(items))
 
@@ -52,11 +55,13 @@ def text(registry: CollectorRegistry) -> bytes:
         for s in metric.samples:
             if s.name.endswith("_created"):
                 continue
-            value = values_cache.get(s.value)
-            if value is None or (s.value == 0 and copysign(1.0, s.value) < 0):  # -0.0 == 0.0
-                value = floatToGoString(s.value)
-                if s.value != 0 or value == "0.0":
-                    values_cache[s.value] = value
+            v = s.value
+            if not v:  # 0.0 and -0.0 are one dict key, and print differently
+                value = _NEGATIVE_ZERO if copysign(1.0, v) < 0 else _ZERO
+            else:
+                value = values_cache.get(v)
+                if value is None:
+                    value = values_cache[v] = floatToGoString(v)
             if s.labels:
                 items = tuple(s.labels.items())
                 labels = labels_cache.get(items)

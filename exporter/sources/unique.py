@@ -104,7 +104,8 @@ def _parse_raw(key: tuple[str, bytes | None, bytes | None]) -> TaskState:
 
 def read_redis(client, prefix: str, memo: LastRead[TaskState] | None = None) -> Snapshot:
     """``memo`` keeps the states parsed by the previous read: an unchanged registry entry
-    and record (the same bytes) are not decoded again."""
+    and record (the same bytes) are not decoded again. Without one, every state is
+    parsed (a throwaway cache)."""
     from rsr_tasks.unique import contract
 
     pipe = client.pipeline(transaction=False)
@@ -113,11 +114,10 @@ def read_redis(client, prefix: str, memo: LastRead[TaskState] | None = None) -> 
     (secs, micros), registry = pipe.execute()
     metas = sorted((_text(k), v) for k, v in registry.items())
     raws = client.mget([contract.state_key(prefix, n) for n, _ in metas]) if metas else []
-    get = memo.get if memo is not None else (lambda key, compute: compute(key))
-    tasks = tuple(get((n, meta, raw), _parse_raw)
+    memo = memo if memo is not None else LastRead()
+    tasks = tuple(memo.get((n, meta, raw), _parse_raw)
                   for (n, meta), raw in zip(metas, raws, strict=True))
-    if memo is not None:
-        memo.rotate()
+    memo.rotate()
     return Snapshot(secs + micros / 1e6, "redis", tasks, 2 if metas else 1)
 
 
