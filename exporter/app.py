@@ -54,6 +54,7 @@ class App:
     def __init__(self, cfg: Config, setup: QSetup, extra_collectors=()) -> None:
         from exporter import sources as sources_mod
         from exporter.collectors.clusters import ClusterCollector
+        from exporter.collectors.local import LocalClusterCollector
         from exporter.collectors.pod import PodStoreCollector
         from exporter.collectors.queues import QueueCollector
         from exporter.collectors.runner import ScrapeRunner
@@ -75,10 +76,14 @@ class App:
         # Scrapes and probes run their backend reads here, so a hung backend
         # costs pool threads, never the HTTP threads.
         self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="collect")
-        collectors = [ClusterCollector(self.sources.stats, self.tracker, self.dq_version)]
+        self.pod_store = PodStore(cfg.pod_store or default_path())
+        self.other_names = self._diagnose_names()
+        self.prober = Prober(cfg, setup, self.sources, self.tracker, self.executor,
+                             self.started, self.other_names, self.pod_store)
+        collectors = [ClusterCollector(self.sources.stats, self.tracker, self.dq_version),
+                      LocalClusterCollector(self.prober.observe, cfg, setup.cluster_name)]
         if self.sources.queue is not None:
             collectors.append(QueueCollector(self.sources.queue, setup.broker))
-        self.pod_store = PodStore(cfg.pod_store or default_path())
         collectors.append(PodStoreCollector(self.pod_store))
         collectors.append(UniqueTaskCollector(UniqueTaskSource(setup, cfg.backend_timeout),
                                               self.pod_store))
@@ -87,9 +92,6 @@ class App:
         self.runner = ScrapeRunner(collectors, cfg.scrape_timeout, self.executor, self.dq_version)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.runner)
-        self.other_names = self._diagnose_names()
-        self.prober = Prober(cfg, setup, self.sources, self.tracker, self.executor,
-                             self.started, self.other_names, self.pod_store)
 
     def _diagnose_names(self) -> tuple[str, ...]:
         try:
