@@ -48,6 +48,9 @@ class Report:
     date: str = field(default_factory=lambda: dt.date.today().isoformat())
     machine: dict = field(default_factory=lambda: machine())
     plot: str | None = None  # file name of the scrape-cost plot, once drawn
+    #: 1-minute load average when the run started: figures from a busy machine are
+    #: slower, and the reader should see how busy it was.
+    load_start: float | None = field(default_factory=lambda: load_average())
 
     @property
     def stem(self) -> str:
@@ -69,6 +72,7 @@ class Report:
         """Write ``<stem>.json`` and ``<stem>.md``; returns both paths."""
         self.out.mkdir(parents=True, exist_ok=True)
         data = {"date": self.date, "mode": self.mode, "seconds": round(seconds),
+                "load_average": {"start": self.load_start, "end": load_average()},
                 "machine": self.machine, "plot": self.plot,
                 "targets": [asdict(t) for t in self.targets],
                 "tables": [asdict(t) for t in self.tables]}
@@ -101,8 +105,11 @@ def describe_machine(m: dict) -> str:
 
 def render(data: dict) -> str:
     """The Markdown of one results file (what docs/performance.md embeds)."""
+    load = data.get("load_average") or {}
+    busy = (f" · load average {load['start']:.1f} at the start, {load['end']:.1f} at the end"
+            if load.get("start") is not None and load.get("end") is not None else "")
     parts = [f"Run of {data['date']} · {describe_machine(data['machine'])} · "
-             f"{data['mode']} run in {data['seconds']} s\n"]
+             f"{data['mode']} run in {data['seconds']} s{busy}\n"]
     if data["targets"]:
         rows = ["| target | goal | measured | ratio to baseline | met |",
                 "|---|---|---|---|---|"]
@@ -112,6 +119,13 @@ def render(data: dict) -> str:
         parts.append("### Targets\n\n" + "\n".join(rows) + "\n")
     parts += [render_table(Table(**t)) for t in data["tables"]]
     return "\n".join(parts)
+
+
+def load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 1)
+    except OSError:
+        return None
 
 
 def machine() -> dict:
