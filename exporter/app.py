@@ -52,6 +52,7 @@ def django_q_version() -> str:
 
 class App:
     def __init__(self, cfg: Config, setup: QSetup, extra_collectors=()) -> None:
+        from djq_contract.podstore import PodStore, default_path
         from exporter import sources as sources_mod
         from exporter.collectors.clusters import ClusterCollector
         from exporter.collectors.pod import PodStoreCollector
@@ -59,7 +60,6 @@ class App:
         from exporter.collectors.runner import ScrapeRunner
         from exporter.collectors.schedules import ScheduleCollector
         from exporter.collectors.unique_tasks import UniqueTaskCollector
-        from exporter.podstore import PodStore, default_path
         from exporter.probe import Prober
         from exporter.sources.schedules import ScheduleSource
         from exporter.sources.unique import UniqueTaskSource
@@ -75,13 +75,12 @@ class App:
         # Scrapes and probes run their backend reads here, so a hung backend
         # costs pool threads, never the HTTP threads.
         self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="collect")
-        collectors = [ClusterCollector(self.sources.stats, self.tracker, self.dq_version)]
-        if self.sources.queue is not None:
-            collectors.append(QueueCollector(self.sources.queue, setup.broker))
+        collectors = [ClusterCollector(self.sources.stats, self.tracker, self.dq_version),
+                      QueueCollector(self.sources.queue, setup.broker)]
         self.pod_store = PodStore(cfg.pod_store or default_path())
-        collectors.append(PodStoreCollector(self.pod_store))
-        collectors.append(UniqueTaskCollector(UniqueTaskSource(setup, cfg.backend_timeout),
-                                              self.pod_store))
+        unique = UniqueTaskCollector(UniqueTaskSource(setup, cfg.backend_timeout))
+        collectors.append(PodStoreCollector(self.pod_store, unique.lock_counter_baseline))
+        collectors.append(unique)
         collectors.append(ScheduleCollector(ScheduleSource(), cfg.schedule_cap))
         collectors.extend(extra_collectors)
         self.runner = ScrapeRunner(collectors, cfg.scrape_timeout, self.executor, self.dq_version)
