@@ -70,12 +70,17 @@ class App:
         self.started = time.time()
         self.dq_version = django_q_version()
         self.sources = sources_mod.build(setup, cfg)
-        self.tracker = ClusterTracker(setup.cluster_name, cfg.stat_grace, cfg.retention,
-                                      cfg.expected_hosts)
+
+        def tracker() -> ClusterTracker:
+            return ClusterTracker(setup.cluster_name, cfg.stat_grace, cfg.retention,
+                                  cfg.expected_hosts)
+
         # Scrapes and probes run their backend reads here, so a hung backend
         # costs pool threads, never the HTTP threads.
         self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="collect")
-        collectors = [ClusterCollector(self.sources.stats, self.tracker, self.dq_version),
+        # Scrapes and probes each keep their own tracker, written only by their own
+        # reads: health never depends on whether or when anything scraped.
+        collectors = [ClusterCollector(self.sources.stats, tracker(), self.dq_version),
                       QueueCollector(self.sources.queue, setup.broker)]
         self.pod_store = PodStore(cfg.pod_store or default_path())
         unique = UniqueTaskCollector(UniqueTaskSource(setup, cfg.backend_timeout))
@@ -87,7 +92,7 @@ class App:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.runner)
         self.other_names = self._diagnose_names()
-        self.prober = Prober(cfg, setup, self.sources, self.tracker, self.executor,
+        self.prober = Prober(cfg, setup, self.sources, tracker(), self.executor,
                              self.started, self.other_names, self.pod_store)
 
     def _diagnose_names(self) -> tuple[str, ...]:
@@ -132,8 +137,10 @@ class App:
         return Response(200, body, content_type)
 
     def index(self, request: Request) -> Response:
-        page = landing.render(self.tracker.views(time.time()), self.setup.broker_description,
-                              self.setup.cluster_name, self.cfg.hostname, self.dq_version)
+        obs = self.prober.observe()  # as fresh as what /healthz answers
+        page = landing.render(obs.clusters, self.setup.broker_description,
+                              self.setup.cluster_name, self.cfg.hostname, self.dq_version,
+                              now=obs.now)
         return Response(200, page, "text/html; charset=utf-8")
 
     @staticmethod

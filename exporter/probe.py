@@ -148,6 +148,7 @@ class Prober:
             local_host=self.cfg.hostname,
             cluster_name=self.setup.cluster_name,
             local=local,
+            clusters=tuple(views),
             stats_error=stats_error,
             broker_error=broker_error,
             problems=self.setup.problems,
