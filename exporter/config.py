@@ -15,7 +15,8 @@ import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-DEFAULT_PORT = 9847
+from djq_contract.endpoints import DEFAULT_PORT
+
 ENV_PREFIX = "DJANGO_Q_EXPORTER_"
 
 
@@ -55,15 +56,6 @@ class Config:
     # Secrets, read once at start from files or the environment; never printed.
     auth_token: str | None = field(default=None, repr=False)
     basic_auth_password: str | None = field(default=None, repr=False)
-
-    @property
-    def listen_url(self) -> str:
-        host = self.listen_host
-        if ":" in host:
-            host = f"[{host}]"
-        if host in ("0.0.0.0", "[::]", ""):
-            host = "127.0.0.1"
-        return f"http://{host}:{self.listen_port}"
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from djq_contract import keys
 from exporter.config import Config, ConfigError
 from exporter.urls import mask_url
 
@@ -26,7 +27,7 @@ class QSetup:
 
     cluster_name: str  # Q_CLUSTER name: Stat key prefix and signing salt
     queue_name: str  # broker list key (cluster_name unless multi-queue)
-    broker: str  # "redis" | "orm" | "other"
+    broker: str  # "redis" | "orm"
     broker_description: str  # for logs and the landing page, password masked
     redis_url: str | None
     redis_kwargs: dict | None
@@ -41,7 +42,7 @@ class QSetup:
 
     @property
     def stat_prefix(self) -> str:
-        return f"django_q:{self.cluster_name}:cluster"
+        return keys.stat_prefix(self.cluster_name)
 
 
 def setup(cfg: Config) -> QSetup:
@@ -194,7 +195,5 @@ def _uses_stat_index(q: dict) -> bool:
         return False
     from django.utils.module_loading import import_string
 
-    from rsr_tasks.broker import IndexedRedisBroker
-
     cls = import_string(path)
-    return isinstance(cls, type) and issubclass(cls, IndexedRedisBroker)
+    return bool(getattr(cls, keys.STAT_INDEX_FLAG, False))

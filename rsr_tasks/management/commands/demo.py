@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from exporter.config import DEFAULT_PORT
+from djq_contract.endpoints import DEFAULT_PORT
 
 
 class Command(BaseCommand):
