@@ -59,7 +59,7 @@ class App:
         from exporter.collectors.runner import ScrapeRunner
         from exporter.collectors.schedules import ScheduleCollector
         from exporter.collectors.unique_tasks import UniqueTaskCollector
-        from exporter.podstore import PodStore, default_path
+        from exporter.podstore import PodStore, path_for_django
         from exporter.probe import Prober
         from exporter.sources.schedules import ScheduleSource
         from exporter.sources.unique import UniqueTaskSource
@@ -78,7 +78,8 @@ class App:
         collectors = [ClusterCollector(self.sources.stats, self.tracker, self.dq_version)]
         if self.sources.queue is not None:
             collectors.append(QueueCollector(self.sources.queue, setup.broker))
-        self.pod_store = PodStore(cfg.pod_store or default_path())
+        # The workers find the same file from the same settings (exporter.podstore).
+        self.pod_store = PodStore(cfg.pod_store or path_for_django(setup.cluster_name))
         collectors.append(PodStoreCollector(self.pod_store))
         collectors.append(UniqueTaskCollector(UniqueTaskSource(setup, cfg.backend_timeout),
                                               self.pod_store))
