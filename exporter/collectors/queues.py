@@ -44,7 +44,9 @@ class QueueCollector:
         families = [_broker_up(self.broker, 1), size, age]
         if reading.in_flight is not None:
             flight = GaugeMetricFamily("django_q_queue_in_flight",
-                                       "Tasks leased to a cluster, not yet acknowledged",
+                                       "Tasks leased to a cluster, not yet acknowledged (a failed "
+                                       "task stays leased unless Q_CLUSTER ack_failures or "
+                                       "max_attempts)",
                                        labels=["queue"])
             flight.add_metric(labels, reading.in_flight)
             families.append(flight)
