@@ -163,13 +163,13 @@ def stack(tmp_path_factory):
         t0 = time.monotonic()
         s.manage("migrate", "--noinput", "-v", "0")
         # Two schedules due now; one more run of the long job enqueued first: it runs as
-        # soon as the cluster starts and still holds the lock when the scheduler (every
-        # ~30 s in django-q2) hands out the scheduled run.
+        # soon as the cluster starts and holds the lock for 150 s, past the scheduler's
+        # first pass (~30 s after the start in django-q2) and its next minute.
         s.manage("shell", "-c", (
             "from django.utils import timezone\n"
             "from django_q.models import Schedule\n"
             "from django_q.tasks import async_task\n"
-            "async_task('mysite.jobs.long_report', 75)\n"
+            "async_task('mysite.jobs.long_report', 150)\n"
             "for name, func in (('refresh-index', 'mysite.jobs.refresh_index'),\n"
             "                   ('long-report', 'mysite.jobs.long_report')):\n"
             "    Schedule.objects.create(name=name, func=func, schedule_type=Schedule.MINUTES,\n"
@@ -249,8 +249,8 @@ def test_unique_tasks_on_their_schedules(stack):
 
     def scheduled_runs_done():
         found = samples(stack.url)
-        return (series(found, "django_q_unique_task_lock_contended_total", task="long-report")
-                == [1.0]
+        return ((series(found, "django_q_unique_task_lock_contended_total",
+                        task="long-report") or [0])[0] >= 1
                 and series(found, "django_q_unique_task_last_success_timestamp_seconds",
                            task="refresh-index")
                 and series(found, "django_q_tasks_total", func="mysite.jobs.refresh_index")
@@ -260,13 +260,15 @@ def test_unique_tasks_on_their_schedules(stack):
     left = 120 - (time.monotonic() - stack.cluster_started)
     found = P.wait_for(scheduled_runs_done, max(left, 30), 0.5,
                        what="the scheduler's runs: refresh-index done, long-report skipped")
-    # The long run still holds its lock (75 s): running, beating, taken once.
+    # The long run still holds its lock: running and beating. Counts are "at least":
+    # on a slow day the scheduler's next minute may have come too.
     assert series(found, "django_q_unique_task_running", task="long-report") == [1.0]
     (age,) = series(found, "django_q_unique_task_heartbeat_age_seconds", task="long-report")
     assert 0 <= age < 15
-    for task in TASKS:
-        assert series(found, "django_q_unique_task_lock_acquired_total", task=task) == [1.0]
-    assert series(found, "django_q_tasks_total", func="mysite.jobs.long_report") == [1.0]
+    assert series(found, "django_q_unique_task_lock_acquired_total", task="long-report") == [1.0]
+    assert series(found, "django_q_unique_task_lock_acquired_total", task="refresh-index")[0] >= 1
+    # The skipped run finished (with its Skipped marker): a task of its own.
+    assert series(found, "django_q_tasks_total", func="mysite.jobs.long_report")[0] >= 1
     schedules = {dict(ls)["schedule"] for (n, ls), _ in found.items()
                  if n == "django_q_schedule_next_run_delay_seconds"}
     assert schedules == set(TASKS)
