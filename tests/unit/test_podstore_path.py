@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from exporter.podstore import default_path
+from djq_contract.podstore import default_path
 
 
 def test_same_project_and_cluster_share_one_file():
