@@ -14,14 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from djq_contract import catalogue
 from exporter import health
-from exporter.collectors import add
+from exporter.collectors import add, family
 from exporter.config import Config
-
-LABELS = ["cluster_name", "host"]
 
 
 class LocalClusterCollector:
@@ -36,15 +34,9 @@ class LocalClusterCollector:
     def collect(self) -> Iterable[Metric]:
         report = health.readiness(self.observe(), self.cfg)
         labels = {"cluster_name": self.cluster_name, "host": self.cfg.hostname}
-        ready = GaugeMetricFamily("django_q_local_cluster_ready",
-                                  "1 if this exporter's own cluster is ready (the /readyz "
-                                  "decision); published for the local host only",
-                                  labels=LABELS)
+        ready = family(catalogue.LOCAL_CLUSTER_READY)
         add(ready, labels, 1 if report.ok else 0)
-        checks = GaugeMetricFamily("django_q_readiness_check",
-                                   "1 if the readiness check passes for this exporter's own "
-                                   "cluster, 0 if it fails (reasons: /readyz?verbose=1)",
-                                   labels=LABELS + ["check"])
+        checks = family(catalogue.READINESS_CHECK)
         for result in report.checks:
             add(checks, {**labels, "check": result.name}, 1 if result.ok else 0)
         return [ready, checks]

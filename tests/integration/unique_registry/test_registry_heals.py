@@ -7,15 +7,15 @@ import json
 import subprocess
 import uuid
 
-from rsr_tasks.unique import contract
+from djq_contract import keys
 from rsr_tasks.unique.redis_store import RedisUniqueStore
 from tests.procs import PYTHON, ROOT
 
 
 def test_redis_acquire_rewrites_a_lost_registry_entry_in_the_same_round_trip(redis_server):
     client = redis_server.client()
-    store = RedisUniqueStore(client, contract.prefix(f"r{uuid.uuid4().hex[:6]}"))
-    registry = contract.registry_key(store.prefix)
+    store = RedisUniqueStore(client, keys.unique_prefix(f"r{uuid.uuid4().hex[:6]}"))
+    registry = keys.registry_key(store.prefix)
     store.register("job", 7.0)
     assert store.acquire("warm-up", "tok", 1.0, "h", 1).ok  # loads the script into Redis
     client.delete(registry)
@@ -35,10 +35,10 @@ def test_django_cache_store_reregisters_on_the_next_run(make_env):
     code = ("import django, json; django.setup()\n"
             "from django.core.cache import caches\n"
             "from rsr_tasks.unique import unique_task\n"
-            "from rsr_tasks.unique import contract\n"
+            "from djq_contract import keys\n"
             "from rsr_tasks.unique.decorator import _options\n"
-            "alias, cluster, _ = _options()\n"
-            "key = contract.registry_key(contract.prefix(cluster))\n"
+            "alias, prefix, _ = _options()\n"
+            "key = keys.registry_key(prefix)\n"
             "@unique_task('healing', expiry=5)\n"
             "def job():\n"
             "    return 'ok'\n"
