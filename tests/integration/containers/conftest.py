@@ -10,6 +10,7 @@ to ``container-figures.json`` in the session's temporary folder (or to the path 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,9 @@ def figures(tmp_path_factory) -> E.Figures:
     path = os.environ.get("DJQ_CONTAINER_FIGURES")
     _figures_path.append(Path(path) if path else
                          tmp_path_factory.getbasetemp() / "container-figures.json")
+    t0 = time.monotonic()
     yield _figures
+    _figures.record("container_tests_total_seconds", time.monotonic() - t0)
     _figures.save(_figures_path[0])
 
 

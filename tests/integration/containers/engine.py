@@ -24,6 +24,7 @@ CONF = HERE / "containers.conf"
 # Debian packages of the images built here. bookworm's python3 is 3.11, like the image's.
 APP_BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates", "curl", "tini")
 STANDIN_PACKAGES = ("redis-server", "postgresql", "prometheus", "curl", "ca-certificates")
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # Debian's, with local CAs added
 APP_BASE_NAME = "localhost/django-q-exporter-base"
 STANDIN_BASE_NAME = "localhost/django-q-exporter-standins-base"
 
@@ -110,8 +111,9 @@ def debian_image(name: str, packages: tuple[str, ...], figures: Figures, key: st
 def build_args_for_pip() -> list[str]:
     """Let pip inside the build trust what pip on this host trusts (a TLS-intercepting
     proxy's CA): the bundle is mounted for the build only, never copied into the image."""
-    bundle = os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE")
-    if not bundle or not Path(bundle).is_file():
+    bundle = (os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE")
+              or SYSTEM_CA_BUNDLE)
+    if not Path(bundle).is_file():
         return []
     path = Path(bundle).resolve()
     return ["--volume", f"{path}:/etc/ssl/build-ca.pem:ro",

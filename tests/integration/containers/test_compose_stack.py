@@ -26,6 +26,9 @@ import yaml
 from tests import procs as P
 from tests.integration.containers import engine as E
 
+# A cold machine builds the base images first (minutes, see docs/deployment.md): the
+# module's first test carries that fixture set-up.
+pytestmark = pytest.mark.timeout(1800)
 COMPOSE_FILE = P.ROOT / "docker-compose.yml"
 OVERRIDE = E.HERE / "compose.standins.yml"
 COMPOSE = yaml.safe_load(COMPOSE_FILE.read_text())

@@ -21,6 +21,9 @@ import yaml
 
 from tests import procs as P
 
+# A cold machine builds the base images first (minutes, see docs/deployment.md): the
+# module's first test carries that fixture set-up.
+pytestmark = pytest.mark.timeout(1800)
 UID = "10001"
 POD_STORE_DIR = "/var/run/django-q-exporter"
 # Grace period of the deployment (and the compose file): SIGKILL only after that.
