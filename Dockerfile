@@ -23,6 +23,8 @@ WORKDIR /app
 # Dependencies first, in a layer that only pyproject.toml invalidates (README.md is
 # the package's long description: an empty stand-in is enough here).
 COPY pyproject.toml ./
+# The package ships the start and probe scripts too (share/django-q-exporter).
+COPY k8s/entrypoint.sh k8s/worker.sh ./k8s/
 # Optional: a CA bundle for pip behind a TLS-intercepting proxy (a path that the build
 # mounts, e.g. podman build --volume /etc/ssl/certs:/etc/ssl/host-certs:ro
 # --build-arg PIP_CERT=/etc/ssl/host-certs/ca-certificates.crt). Not kept in the image.
@@ -32,11 +34,11 @@ RUN python3 -m venv "$VIRTUAL_ENV" \
  && pip install ".[postgres]" "gunicorn>=21" \
  && pip uninstall -y django-q-exporter && rm -rf build ./*.egg-info README.md
 COPY README.md ./
+COPY djq_contract ./djq_contract
 COPY exporter ./exporter
 COPY rsr_tasks ./rsr_tasks
 RUN pip install --no-deps . && rm -rf build ./*.egg-info
 COPY manage.py ./
-COPY k8s/entrypoint.sh k8s/worker.sh ./k8s/
 # Numeric, so runAsNonRoot can verify it (k8s/deployment.yaml runs as the same uid).
 USER 10001:10001
 EXPOSE 9847 8000
