@@ -8,7 +8,6 @@ healthchecks itself, so callers run them with :meth:`Podman.healthcheck` while p
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -128,9 +127,3 @@ def build(podman: Podman, tag: str, figures: Figures, key: str, *args: str,
     figures.record(f"{key}_seconds", time.monotonic() - t0)
     return tag
 
-
-def content_tag(*paths: Path, extra: str = "") -> str:
-    digest = hashlib.sha256(extra.encode())
-    for path in paths:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]

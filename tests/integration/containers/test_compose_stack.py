@@ -121,7 +121,8 @@ def stack(podman, app_image, app_base, standin_images, figures):
         stack.compose("down", "--volumes", "--timeout", "10", timeout=300, check=False)
         leftovers = podman.run("ps", "--all", "--quiet", "--filter",
                                f"label=com.docker.compose.project={stack.project}").stdout
-        podman.remove(*leftovers.split()) if leftovers.split() else None
+        if leftovers.split():
+            podman.remove(*leftovers.split())
 
 
 def prometheus_api(base: str, path: str, **params: str) -> dict:

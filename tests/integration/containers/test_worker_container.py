@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from tests import procs as P
+from tests.conftest import PG_ADMIN_URL
 
 # A cold machine builds the base images first (minutes, see docs/deployment.md): the
 # module's first test carries that fixture set-up.
@@ -48,13 +49,21 @@ def run_flags(tmp_path, name: str, **env: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def backends(tmp_path_factory, pg_url):
-    """A private redis-server and a migrated throwaway database, as the image migrates it."""
+def backends(tmp_path_factory):
+    """A private redis-server and a throwaway database of their own (the containers'
+    cluster keeps the demo's cluster name, so it shares no database with other tests)."""
+    import psycopg
+
+    name = f"dqe_containers_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
     redis = P.RedisServer(tmp_path_factory.mktemp("container-redis")).start()
-    yield {"REDIS_URL": redis.url, "DATABASE_URL": pg_url,
+    yield {"REDIS_URL": redis.url, "DATABASE_URL": PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}",
            "DJANGO_SETTINGS_MODULE": CONTAINER_ENV["DJANGO_SETTINGS_MODULE"],
            "DJANGO_SECRET_KEY": uuid.uuid4().hex}
     redis.stop()
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")
