@@ -6,6 +6,10 @@ set -eu
 if [ "${1:-}" != postgres ]; then
     exec "$@"
 fi
+# The server binaries of the one PostgreSQL version installed (pg_wrapper has no
+# cluster to pick them by).
+for bin in /usr/lib/postgresql/*/bin; do PATH="$bin:$PATH"; done
+export PATH
 user="${POSTGRES_USER:-postgres}"
 db="${POSTGRES_DB:-$user}"
 if [ -z "${POSTGRES_PASSWORD:-}" ]; then
