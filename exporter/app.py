@@ -77,7 +77,8 @@ class App:
         self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="collect")
         collectors = [ClusterCollector(self.sources.stats, self.tracker, self.dq_version)]
         if self.sources.queue is not None:
-            collectors.append(QueueCollector(self.sources.queue, setup.broker))
+            collectors.append(QueueCollector(self.sources.queue, setup.broker, setup.queue_name,
+                                             cfg.queue_cap))
         self.pod_store = PodStore(cfg.pod_store or default_path())
         collectors.append(PodStoreCollector(self.pod_store))
         collectors.append(UniqueTaskCollector(UniqueTaskSource(setup, cfg.backend_timeout),
@@ -146,4 +147,5 @@ class App:
         return Response(status, b"true" if report.ok else b"false")
 
     def close(self) -> None:
+        self.sources.close()
         self.executor.shutdown(wait=False, cancel_futures=True)

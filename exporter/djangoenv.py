@@ -37,7 +37,7 @@ class QSetup:
     workers: int
     retry: float
     problems: tuple[str, ...]  # misconfigurations diagnosed at start
-    stat_index: bool = False  # workers keep the Stat index (rsr_tasks IndexedRedisBroker)
+    stat_index: bool = False  # workers keep the Stat and queue index (rsr_tasks.broker)
 
     @property
     def stat_prefix(self) -> str:
@@ -189,12 +189,19 @@ def _check_redis_url(url: str) -> None:
 
 
 def _uses_stat_index(q: dict) -> bool:
+    """Whether the workers keep the Stat index: the ``rsr_tasks`` app (loaded by every
+    worker with these settings) adds it to any Redis broker class; without the app,
+    only a broker class that mixes it in does."""
+    from django.apps import apps
+
+    if apps.is_installed("rsr_tasks"):
+        return True
     path = q.get("broker_class")
     if not path:
         return False
     from django.utils.module_loading import import_string
 
-    from rsr_tasks.broker import IndexedRedisBroker
+    from rsr_tasks.broker import StatIndexMixin
 
     cls = import_string(path)
-    return isinstance(cls, type) and issubclass(cls, IndexedRedisBroker)
+    return isinstance(cls, type) and issubclass(cls, StatIndexMixin)

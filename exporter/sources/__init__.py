@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from exporter.config import Config
 from exporter.djangoenv import QSetup
+from exporter.sources.keyspace import KeyspaceDiscovery
 from exporter.sources.queue import OrmQueueSource, QueueSource, RedisQueueSource
 from exporter.sources.stats import CacheStatSource, RedisStatSource, StatSource
 
@@ -19,6 +20,11 @@ from exporter.sources.stats import CacheStatSource, RedisStatSource, StatSource
 class Sources:
     stats: StatSource
     queue: QueueSource | None  # None for brokers we cannot read
+    discovery: KeyspaceDiscovery | None = None  # Redis: background SCAN for unindexed keys
+
+    def close(self) -> None:
+        if self.discovery is not None:
+            self.discovery.stop()
 
 
 def build(setup: QSetup, cfg: Config) -> Sources:
@@ -27,8 +33,12 @@ def build(setup: QSetup, cfg: Config) -> Sources:
         from exporter.sources.redisclient import make_client
 
         client = make_client(setup, cfg.backend_timeout)
-        return Sources(stats=RedisStatSource(client, setup, cfg.backend_timeout),
-                       queue=RedisQueueSource(client, setup))
+        stat_index = f"{setup.stat_prefix}:index"
+        discovery = KeyspaceDiscovery(client, setup.stat_prefix, stat_index, setup.stat_index)
+        discovery.start()
+        return Sources(stats=RedisStatSource(client, setup, cfg.backend_timeout, cfg.hostname,
+                                             discovery),
+                       queue=RedisQueueSource(client, setup, discovery), discovery=discovery)
     stats = CacheStatSource(setup)
     queue = OrmQueueSource(setup) if setup.broker == "orm" else None
     return Sources(stats=stats, queue=queue)
