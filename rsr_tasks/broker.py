@@ -19,6 +19,7 @@ configure, stock or custom: the workers keep the index without any change to
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 
@@ -81,7 +82,7 @@ def indexing(cls: type) -> type:
     in this module under a stable name so ``get_broker()`` can import it by path."""
     if issubclass(cls, StatIndexMixin):
         return cls
-    name = f"Indexed__{cls.__module__.replace('.', '_')}__{cls.__qualname__.replace('.', '_')}"
+    name = re.sub(r"\W", "_", f"Indexed__{cls.__module__}__{cls.__qualname__}")
     module = sys.modules[__name__]
     made = getattr(module, name, None)
     if made is None:

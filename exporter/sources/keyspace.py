@@ -119,7 +119,7 @@ class KeyspaceDiscovery:
         observed = self._observed
         if observed is None:  # no read yet: whether the index is in use decides
             live = self.client.zcount(self.index_key, time.time() - 60, "+inf")
-            observed = (False, int(live))
+            observed = self._observed = (False, int(live))
         since = None if self._last_end is None else self.clock() - self._last_end
         return pass_due(since, self._last_duration, observed[0], observed[1],
                         self.index_expected)
