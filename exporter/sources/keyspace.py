@@ -105,7 +105,7 @@ class KeyspaceDiscovery:
         while not self._stop.is_set():
             try:
                 if self._due():
-                    self._pass()
+                    self.scan_once()
                 self._failing = False
             except Exception as exc:
                 if not self._failing:
@@ -124,7 +124,8 @@ class KeyspaceDiscovery:
         return pass_due(since, self._last_duration, observed[0], observed[1],
                         self.index_expected)
 
-    def _pass(self) -> None:
+    def scan_once(self) -> tuple[int, float]:
+        """One whole pass (SCAN calls made, seconds); publishes what it found."""
         started = self.clock()
         cursor, stats, queues, calls = 0, set(), set(), 0
         while True:
@@ -138,7 +139,7 @@ class KeyspaceDiscovery:
             if cursor == 0:
                 break
             if self._stop.is_set():
-                return
+                return calls, self.clock() - started
         with self._lock:
             self._stat_keys = tuple(sorted(stats))
             self._queues = tuple(sorted(queues))
@@ -148,3 +149,4 @@ class KeyspaceDiscovery:
         level = logging.INFO if self._passes == 1 else logging.DEBUG
         log.log(level, "keyspace pass: %d SCAN calls in %.2fs found %d Stat key(s) and %d "
                 "queue(s)", calls, self._last_duration, len(stats), len(queues))
+        return calls, self._last_duration
