@@ -25,43 +25,30 @@ import time
 
 from django_q.brokers.redis_broker import Redis
 
+from djq_contract.keys import (
+    STAT_INDEX_RETENTION,
+    queue_name,
+    queues_key,
+    stat_index_key,
+)
+
 log = logging.getLogger("rsr_tasks.broker")
-
-#: Index entries older than this are pruned by writers (seconds).
-INDEX_RETENTION = 3600
-
-
-def index_key(stat_prefix: str) -> str:
-    """Name of the sorted set that indexes the Stat keys under ``stat_prefix``."""
-    return f"{stat_prefix}:index"
-
-
-def queues_key(stat_prefix: str) -> str:
-    """Name of the sorted set of queue names seen under the Stat prefix's cluster name
-    (``django_q:{name}:cluster`` -> ``django_q:{name}:queues``)."""
-    return f"{stat_prefix.rsplit(':', 1)[0]}:queues"
-
-
-def queue_name(list_key: str) -> str:
-    """The queue (``cluster_name``) a Redis broker list key serves:
-    ``django_q:{queue}:q`` -> ``queue``."""
-    if list_key.startswith("django_q:") and list_key.endswith(":q"):
-        return list_key[len("django_q:"):-len(":q")]
-    return list_key
 
 
 class StatIndexMixin:
     """Adds the index writes to a django-q2 Redis broker (mix in before the class)."""
+
+    keeps_stat_index = True  # djq_contract.keys.STAT_INDEX_FLAG: the exporter reads the index
 
     def set_stat(self, key: str, value: str, timeout: int) -> None:
         prefix = key.rsplit(":", 1)[0]
         now = time.time()
         pipe = self.connection.pipeline(transaction=False)
         pipe.set(key, value, timeout)
-        pipe.zadd(index_key(prefix), {key: now + timeout})
-        pipe.zremrangebyscore(index_key(prefix), "-inf", now - INDEX_RETENTION)
+        pipe.zadd(stat_index_key(prefix), {key: now + timeout})
+        pipe.zremrangebyscore(stat_index_key(prefix), "-inf", now - STAT_INDEX_RETENTION)
         pipe.zadd(queues_key(prefix), {queue_name(self.list_key): now})
-        pipe.zremrangebyscore(queues_key(prefix), "-inf", now - INDEX_RETENTION)
+        pipe.zremrangebyscore(queues_key(prefix), "-inf", now - STAT_INDEX_RETENTION)
         pipe.execute()
 
     def enqueue(self, task):

@@ -13,19 +13,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from djq_contract import catalogue
+from exporter.collectors import family
 from exporter.model import QueueReading
 from exporter.sources.queue import QueueSource
 
 OTHER = "other"
 
 
-def _broker_up(broker: str, value: int) -> GaugeMetricFamily:
-    fam = GaugeMetricFamily("django_q_broker_up",
-                            "1 if the broker answered within the backend timeout",
-                            labels=["broker"])
+def _broker_up(broker: str, value: int) -> Metric:
+    fam = family(catalogue.BROKER_UP)
     fam.add_metric([broker], value)
     return fam
 
@@ -65,14 +64,9 @@ class QueueCollector:
     def collect(self) -> Iterable[Metric]:
         readings = cap_queues(self.source.read(), self.own, self.cap)
         now = self.clock()
-        size = GaugeMetricFamily("django_q_queue_size", "Tasks waiting in the broker",
-                                 labels=["queue"])
-        age = GaugeMetricFamily("django_q_queue_oldest_task_age_seconds",
-                                "Age of the task at the head of the queue, 0 if empty",
-                                labels=["queue"])
-        flight = GaugeMetricFamily("django_q_queue_in_flight",
-                                   "Tasks leased to a cluster, not yet acknowledged",
-                                   labels=["queue"])
+        size = family(catalogue.QUEUE_SIZE)
+        age = family(catalogue.QUEUE_OLDEST_AGE)
+        flight = family(catalogue.QUEUE_IN_FLIGHT)
         for reading in readings:
             labels = [reading.queue]
             size.add_metric(labels, reading.size)

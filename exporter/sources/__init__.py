@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from djq_contract.keys import stat_index_key
 from exporter.config import Config
 from exporter.djangoenv import QSetup
 from exporter.sources.keyspace import KeyspaceDiscovery
@@ -19,7 +20,7 @@ from exporter.sources.stats import CacheStatSource, RedisStatSource, StatSource
 @dataclass(frozen=True)
 class Sources:
     stats: StatSource
-    queue: QueueSource | None  # None for brokers we cannot read
+    queue: QueueSource
     discovery: KeyspaceDiscovery | None = None  # Redis: background SCAN for unindexed keys
 
     def close(self) -> None:
@@ -28,17 +29,16 @@ class Sources:
 
 
 def build(setup: QSetup, cfg: Config) -> Sources:
-    """Pick the source implementations that match the broker set-up."""
+    """Pick the source implementations that match the broker set-up ("redis" or "orm":
+    ``exporter.djangoenv`` refuses any other broker at start)."""
     if setup.broker == "redis":
-        from exporter.sources.redisclient import make_client
+        from djq_contract.redisconn import connect
 
-        client = make_client(setup, cfg.backend_timeout)
-        stat_index = f"{setup.stat_prefix}:index"
-        discovery = KeyspaceDiscovery(client, setup.stat_prefix, stat_index, setup.stat_index)
+        client = connect(setup.redis_url, setup.redis_kwargs, cfg.backend_timeout)
+        prefix = setup.stat_prefix
+        discovery = KeyspaceDiscovery(client, prefix, stat_index_key(prefix), setup.stat_index)
         discovery.start()
         return Sources(stats=RedisStatSource(client, setup, cfg.backend_timeout, cfg.hostname,
                                              discovery),
                        queue=RedisQueueSource(client, setup, discovery), discovery=discovery)
-    stats = CacheStatSource(setup)
-    queue = OrmQueueSource(setup) if setup.broker == "orm" else None
-    return Sources(stats=stats, queue=queue)
+    return Sources(stats=CacheStatSource(setup), queue=OrmQueueSource(setup))

@@ -18,6 +18,7 @@ import logging
 import time
 from typing import Protocol
 
+from djq_contract import keys
 from exporter.djangoenv import QSetup
 from exporter.model import QueueReading
 from exporter.sources import decode
@@ -67,7 +68,7 @@ class RedisQueueSource:
         self.client = client
         self.setup = setup
         self.discovery = discovery
-        self.names_key = f"django_q:{setup.cluster_name}:queues"
+        self.names_key = keys.queues_key(keys.stat_prefix(setup.cluster_name))
 
     def read_own(self) -> QueueReading:
         return self._read((self.setup.queue_name,), round_trips=0)[0]
@@ -87,7 +88,7 @@ class RedisQueueSource:
     def _read(self, names, round_trips: int) -> tuple[QueueReading, ...]:
         pipe = self.client.pipeline(transaction=False)
         for name in names:
-            key = f"django_q:{name}:q"
+            key = keys.queue_key(name)
             pipe.llen(key)
             pipe.lindex(key, 0)
         replies = pipe.execute(raise_on_error=False)

@@ -11,6 +11,7 @@ import logging
 import time
 from typing import Protocol
 
+from djq_contract.keys import stat_index_key
 from exporter.djangoenv import QSetup
 from exporter.model import ClusterStat, StatsReading
 from exporter.sources import decode
@@ -60,7 +61,7 @@ class RedisStatSource:
         self.timeout = timeout
         self.local_host = local_host
         self.discovery = discovery
-        self.index = f"{setup.stat_prefix}:index"
+        self.index = stat_index_key(setup.stat_prefix)
 
     def read(self) -> StatsReading:
         indexed = self.client.zrangebyscore(self.index, time.time() - INDEX_SKEW, "+inf")
