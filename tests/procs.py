@@ -14,11 +14,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -185,12 +184,10 @@ class Exporter(Proc):
 
     def get(self, path: str, timeout: float = 5.0,
             headers: dict[str, str] | None = None) -> tuple[int, str, dict[str, str]]:
-        req = urllib.request.Request(self.url + path, headers=headers or {})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                return resp.status, resp.read().decode(), dict(resp.headers)
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode(), dict(exc.headers)
+        """(status, body, headers) of one request on a new connection, whatever the status."""
+        resp = requests.get(self.url + path, headers=headers, timeout=timeout,
+                            allow_redirects=False)
+        return resp.status_code, resp.content.decode(), dict(resp.headers)
 
     def wait_ready_to_serve(self, timeout: float = 30) -> None:
         def answering():
