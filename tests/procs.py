@@ -298,3 +298,17 @@ class PostgresServer:
             self.stop("immediate")
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def run_py(env: dict[str, str], code: str) -> str:
+    """Run ``code`` with Django set up under ``env`` (e.g. to create rows); its stdout."""
+    done = subprocess.run([PYTHON, "-c", "import django; django.setup()\n" + code], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def enqueue(env: dict[str, str], func: str, args_list) -> None:
+    """``async_task(func, *args)`` for each args tuple, from a child process."""
+    run_py(env, "from django_q.tasks import async_task\n"
+                f"for args in {list(args_list)!r}: async_task({func!r}, *args)\n")
