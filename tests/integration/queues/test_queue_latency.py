@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.test_task_metrics import run_py
+from tests.procs import run_py
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres", "redis"])
