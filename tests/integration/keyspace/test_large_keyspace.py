@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 from tests import procs as P
-from tests.test_task_metrics import run_py
+from tests.procs import run_py
 
 KEYS = 1_000_000
 STARTUP_GRACE = 60.0  # the exporter's default --startup-grace

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests import procs as P
-from tests.test_task_metrics import run_py
+from tests.procs import run_py
 
 TASKS = 4
 NAP = 2.0
