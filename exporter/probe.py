@@ -116,7 +116,7 @@ class Prober:
 
     def _read(self) -> HealthObservation:
         stats_f = self._submit(self._stats_busy, self.sources.stats.read)
-        queue_f = self._submit(self._queue_busy, self.sources.queue.read)
+        queue_f = self._submit(self._queue_busy, self.sources.queue.read_own)
         wait([f for f in (stats_f, queue_f) if f is not None], timeout=self.cfg.health_timeout)
         stats, stats_error = _outcome(stats_f, self.cfg.health_timeout)
         queue, broker_error = _outcome(queue_f, self.cfg.health_timeout)
