@@ -3,31 +3,41 @@
 Knows nothing of django-q: it maps paths to handlers from ``App.routes()``,
 run in threads, and first tries the ``inline`` handlers on the event loop
 (probes answered from memory: no thread hop; None sends the request on to
-its thread).
+its thread). Request heads are framed and parsed by ``exporter.http1``
+(RFC 9112; its limits and answers are listed in docs/security.md); TLS runs
+in ``exporter.streams``.
 
 Why asyncio in front of threads: an idle or slow client (keep-alive, slow
 loris, a flood of open sockets) costs a coroutine, never a thread, so probes
 keep being answered. A connection reaches a worker thread only once a whole
-request head has arrived within ``read_timeout``. When the connection cap is
-reached, the longest-waiting idle connection is closed to make room, so a
-flood of idle sockets cannot lock the kubelet out.
+request head has arrived within ``read_timeout`` (the TLS handshake
+included). Every client state is bounded:
+
+* at ``max_connections`` the connection idle longest is closed to make
+  room, else one blocked writing for a second or more;
+* a client that does not read its answers is dropped after ``read_timeout``;
+* when neither frees a slot, up to ``PROBE_RESERVE`` more connections are
+  taken for the probe paths only (one answer each, a short read deadline),
+  so no client behaviour locks the kubelet out;
+* ``accept()`` failing at the descriptor limit is logged once per burst and
+  idle connections are closed to free descriptors.
 
 Every response carries Content-Length; keep-alive and pipelining follow
-HTTP/1.0 and 1.1 rules; HEAD is GET without a body; other methods get 405,
-unknown paths 404; oversized request lines 414 and headers 431; a handler
-that raises yields a bare 500 (503 ``false`` on probe paths) and one log
-line, never a traceback to the client.
+HTTP/1.0 and 1.1 rules; HEAD is GET without a body; methods other than GET
+and HEAD get 405 (501 when unknown), unknown paths 404; a handler that
+raises yields a bare 500 (503 ``false`` on probe paths) and one log line,
+never a traceback to the client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import gc
 import hmac
 import itertools
 import logging
+import re
 import ssl
 import threading
 from collections import OrderedDict
@@ -35,22 +45,34 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http import HTTPStatus
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
-from exporter import __version__
+from exporter import __version__, http1
 from exporter.app import Handler, InlineHandler, Request, Response
+from exporter.streams import PlainStream, TLSStream
 
 log = logging.getLogger("exporter.http")
 
-MAX_REQUEST_LINE = 8192
-MAX_HEADER_LINE = 8192
-MAX_HEADERS = 64
-MAX_HEAD_BYTES = 32768
 PROBE_PATHS = frozenset({"/healthz", "/readyz", "/livez"})
+#: Connections beyond --max-connections kept for the probe paths (one answer each).
+PROBE_RESERVE = 16
+#: Seconds a connection in the probe reserve may take to send its request.
+PROBE_RESERVE_TIMEOUT = 2.0
 #: An idle connection younger than this is not evicted: its request bytes may simply
 #: not have been read yet (a burst of accepts can delay the first read).
 EVICT_MIN_IDLE = 0.05
+#: A connection blocked writing for this long may be evicted at the cap (a client
+#: reading its answer at loopback speed is never blocked that long).
+EVICT_MIN_BLOCKED = 1.0
+#: Pipelined requests answered before the connection yields the event loop to others.
+PIPELINE_BATCH = 16
+#: Answered when a client sends a known method other than GET and HEAD (405); any
+#: other method is not implemented (501, RFC 9110 §15.6.2).
+KNOWN_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
+#: A burst of failed accept() calls is logged once, then summed up after this long.
+ACCEPT_BURST_SECONDS = 10.0
 SERVER_HEADER = f"django-q-exporter/{__version__}"
+_UNSAFE_HEADER_VALUE = re.compile(r"[^\t\x20-\x7e]")
 
 
 @dataclass(frozen=True)
@@ -78,7 +100,7 @@ class Access:
         if scheme.lower() == "basic" and self.basic_password:
             try:
                 user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
+            except ValueError:  # not base64 (binascii.Error), not ASCII, not UTF-8
                 return False
             user_ok = hmac.compare_digest(user.encode(), (self.basic_user or "").encode())
             password_ok = hmac.compare_digest(password.encode(), self.basic_password.encode())
@@ -87,27 +109,6 @@ class Access:
 
     def challenge(self) -> str:
         return 'Basic realm="django-q-exporter"' if self.basic_password else "Bearer"
-
-
-class _HTTPError(Exception):
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-
-
-@dataclass
-class _Head:
-    method: str
-    target: str
-    version: str
-    headers: dict[str, str]
-
-    @property
-    def keep_alive(self) -> bool:
-        conn = self.headers.get("connection", "").lower()
-        if self.version == "HTTP/1.0":
-            return "keep-alive" in conn
-        return "close" not in conn
 
 
 def _status_line(status: int) -> bytes:
@@ -119,6 +120,9 @@ def _status_line(status: int) -> bytes:
 
 
 def encode(response: Response, head_only: bool, close: bool) -> bytes:
+    """The response on the wire. Raises ValueError for a header value that could end
+    its line (CR, LF, NUL, other controls) or is not ASCII: whatever the handler
+    put there, it never becomes a header of its own."""
     lines = [_status_line(response.status)]
     headers = {"Server": SERVER_HEADER, "Content-Type": response.content_type,
                "Content-Length": str(len(response.body)), "Cache-Control": "no-store"}
@@ -126,11 +130,52 @@ def encode(response: Response, head_only: bool, close: bool) -> bytes:
     if close:
         headers["Connection"] = "close"
     for name, value in headers.items():
-        lines.append(f"{name}: {value}\r\n".encode("latin-1", "replace"))
+        if _UNSAFE_HEADER_VALUE.search(value) or _UNSAFE_HEADER_VALUE.search(name):
+            raise ValueError(f"unsafe response header {name!r}")
+        lines.append(f"{name}: {value}\r\n".encode("ascii"))
     lines.append(b"\r\n")
     if not head_only:
         lines.append(response.body)
     return b"".join(lines)
+
+
+def _error(status: int, reason: str) -> bytes:
+    return encode(Response(status, f"{reason}\n".encode()), False, True)
+
+
+class _Pool:
+    """Connections sharing one cap, with the order in which they may be evicted."""
+
+    __slots__ = ("cap", "conns", "idle", "writing")
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.conns: dict[int, PlainStream] = {}
+        #: Waiting for a request (or its TLS handshake), oldest first: id -> since.
+        self.idle: OrderedDict[int, float] = OrderedDict()
+        #: Blocked writing an answer the client does not read, oldest first.
+        self.writing: OrderedDict[int, float] = OrderedDict()
+
+    def full(self) -> bool:
+        return len(self.conns) >= self.cap
+
+    def evict(self, now: float, min_idle: float = EVICT_MIN_IDLE) -> bool:
+        """Close the connection idle longest (if idle ``min_idle`` s or more), else the one
+        blocked writing longest (if blocked EVICT_MIN_BLOCKED s or more)."""
+        for waiting, least, close in ((self.idle, min_idle, PlainStream.close),
+                                      (self.writing, EVICT_MIN_BLOCKED, PlainStream.abort)):
+            if waiting:
+                victim, since = next(iter(waiting.items()))
+                if now - since >= least:
+                    del waiting[victim]
+                    close(self.conns.pop(victim))
+                    return True
+        return False
+
+    def forget(self, conn_id: int) -> None:
+        self.idle.pop(conn_id, None)
+        self.writing.pop(conn_id, None)
+        self.conns.pop(conn_id, None)
 
 
 class Server:
@@ -150,6 +195,7 @@ class Server:
         self.inline = inline or {}
         self.max_connections = _fd_bounded(max_connections)
         self.read_timeout = read_timeout
+        self.write_timeout = read_timeout
         self.access = access or Access()
         self.ssl_context = ssl_context
         # Probes never queue behind slow /metrics collections.
@@ -160,17 +206,21 @@ class Server:
         self._thread = threading.Thread(target=self._run, name="http", daemon=True)
         self._started = threading.Event()
         self._start_error: BaseException | None = None
-        self._conns: dict[int, asyncio.StreamWriter] = {}
-        self._idle: OrderedDict[int, tuple[float, asyncio.StreamWriter]] = OrderedDict()
+        self._main = _Pool(self.max_connections)
+        self._reserve = _Pool(PROBE_RESERVE)
         self._ids = itertools.count()
         self._inflight = 0
         self._drained: asyncio.Event | None = None
+        self._accept_failures = 0
 
     # lifecycle ------------------------------------------------------------------------------
     @property
     def port(self) -> int:
         assert self._server is not None
         return self._server.sockets[0].getsockname()[1]
+
+    def open_connections(self) -> int:
+        return len(self._main.conns) + len(self._reserve.conns)
 
     def start(self) -> None:
         # Everything allocated so far (Django, settings, the app) lives as long as the
@@ -189,15 +239,11 @@ class Server:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        # Failed TLS handshakes and resets are the client's problem: one debug line,
-        # no traceback in the log.
-        self.loop.set_exception_handler(
-            lambda loop, ctx: log.debug("connection: %s", ctx.get("exception") or ctx["message"]))
+        self.loop.set_exception_handler(self._loop_exception)
         try:
             self._server = self.loop.run_until_complete(asyncio.start_server(
-                self._connection, self.host, self.requested_port, limit=MAX_HEAD_BYTES,
-                ssl=self.ssl_context, backlog=512,
-                ssl_handshake_timeout=self.read_timeout if self.ssl_context else None))
+                self._connection, self.host, self.requested_port,
+                limit=http1.MAX_HEAD_BYTES, backlog=512))
             self._drained = asyncio.Event()
         except BaseException as exc:  # bind errors are reported by start()
             self._start_error = exc
@@ -230,126 +276,154 @@ class Server:
                 await asyncio.wait_for(self._drained.wait(), drain)
             except TimeoutError:
                 log.warning("stopping with %d request(s) still running", self._inflight)
-        for writer in list(self._conns.values()):
-            writer.close()
+        for pool in (self._main, self._reserve):
+            for stream in list(pool.conns.values()):
+                stream.close()
+
+    # the loop's errors ---------------------------------------------------------------------
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        if context.get("message", "").startswith("socket.accept() out of system resource"):
+            self._accept_failed(context.get("exception"))
+            return
+        # Resets and failed TLS handshakes are the client's problem: one debug line.
+        log.debug("connection: %s", context.get("exception") or context["message"])
+
+    def _accept_failed(self, exc: BaseException | None) -> None:
+        """asyncio pauses accepting for a second after such a failure; closing idle
+        connections now lets the retry succeed."""
+        self._accept_failures += 1
+        freed = 0
+        now = self.loop.time()
+        while freed < 16 and self._main.evict(now, min_idle=0.0):
+            freed += 1
+        if self._accept_failures == 1:
+            log.warning("accept() failed: %s (%d connections open); closed %d idle "
+                        "connection(s), accepting again in 1 s", exc,
+                        self.open_connections(), freed)
+            self.loop.call_later(ACCEPT_BURST_SECONDS, self._accept_burst_over)
+
+    def _accept_burst_over(self) -> None:
+        if self._accept_failures > 1:
+            log.warning("accept() failed %d times in %.0f s", self._accept_failures,
+                        ACCEPT_BURST_SECONDS)
+        self._accept_failures = 0
 
     # connections ----------------------------------------------------------------------------
     async def _connection(self, reader: asyncio.StreamReader,
                           writer: asyncio.StreamWriter) -> None:
         conn_id = next(self._ids)
-        if len(self._conns) >= self.max_connections and not self._evict_idle():
-            writer.write(encode(Response(503, b"too many connections\n"), False, True))
-            writer.close()
-            return
-        self._conns[conn_id] = writer
+        now = self.loop.time()
+        pool = self._main
+        if pool.full() and not pool.evict(now):
+            pool = self._reserve
+            if pool.full() and not pool.evict(now):
+                writer.write(_error(503, "too many connections"))
+                writer.close()
+                return
+        stream = (TLSStream(reader, writer, self.ssl_context) if self.ssl_context
+                  else PlainStream(reader, writer))
+        pool.conns[conn_id] = stream
+        reserved = pool is self._reserve
+        deadline = min(self.read_timeout, PROBE_RESERVE_TIMEOUT) if reserved \
+            else self.read_timeout
+        buf = bytearray()
+        answered = 0
         try:
             while True:
-                self._idle[conn_id] = (self.loop.time(), writer)
+                pool.idle[conn_id] = self.loop.time()
                 try:
-                    head = await asyncio.wait_for(self._read_head(reader), self.read_timeout)
-                except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+                    async with asyncio.timeout(deadline):
+                        framed = await self._read_head(stream, buf)
+                except (TimeoutError, ConnectionError, ssl.SSLError):
                     return
-                except _HTTPError as exc:
-                    await self._write(writer, encode(
-                        Response(exc.status, f"{exc}\n".encode()), False, True))
+                except http1.HTTPError as exc:
+                    await self._write(stream, _error(exc.status, str(exc)), conn_id, pool)
                     return
                 finally:
-                    self._idle.pop(conn_id, None)
-                if head is None:
+                    pool.idle.pop(conn_id, None)
+                if framed is None:
                     return
-                keep = head.keep_alive
-                response = await self._respond(head)
-                if response.status in (400, 405, 413):
-                    keep = False  # we do not read request bodies: do not reuse the stream
-                await self._write(writer, encode(response, head.method == "HEAD", not keep))
-                if not keep:
+                start, end = framed
+                try:
+                    head = http1.parse(bytes(buf[start:end]))
+                except http1.HTTPError as exc:
+                    await self._write(stream, _error(exc.status, str(exc)), conn_id, pool)
                     return
+                del buf[:end]
+                keep = head.keep_alive and not reserved
+                response = await self._respond(head, reserved)
+                try:
+                    data = encode(response, head.method == "HEAD", not keep)
+                except ValueError as exc:
+                    log.error("%s: %s", head.path, exc)
+                    data, keep = _error(500, "internal error"), False
+                if not await self._write(stream, data, conn_id, pool) or not keep:
+                    return
+                answered += 1
+                if buf and answered % PIPELINE_BATCH == 0:
+                    await asyncio.sleep(0)  # pipelined requests: let other clients in
         except Exception as exc:  # never let one connection take the server down
             log.debug("connection error: %s: %s", type(exc).__name__, exc)
         finally:
-            self._idle.pop(conn_id, None)
-            self._conns.pop(conn_id, None)
-            writer.close()
-
-    def _evict_idle(self) -> bool:
-        """Close the connection that has waited longest for a request, if it has
-        waited at least EVICT_MIN_IDLE."""
-        if not self._idle:
-            return False
-        victim_id, (since, victim) = next(iter(self._idle.items()))
-        if self.loop.time() - since < EVICT_MIN_IDLE:
-            return False
-        del self._idle[victim_id]
-        self._conns.pop(victim_id, None)
-        victim.close()
-        return True
+            pool.forget(conn_id)
+            stream.close()
 
     @staticmethod
-    async def _write(writer: asyncio.StreamWriter, data: bytes) -> None:
-        writer.write(data)
-        try:
-            await writer.drain()
-        except ConnectionError:
-            pass
-
-    async def _read_head(self, reader: asyncio.StreamReader) -> _Head | None:
-        try:
-            line = await reader.readuntil(b"\n")
-        except asyncio.IncompleteReadError as exc:
-            if not exc.partial.strip():
-                return None  # clean close between requests
-            raise _HTTPError(400, "incomplete request line") from None
-        except asyncio.LimitOverrunError:
-            raise _HTTPError(414, "request line too long") from None
-        if len(line) > MAX_REQUEST_LINE:
-            raise _HTTPError(414, "request line too long")
-        while line in (b"\r\n", b"\n"):  # tolerate stray CRLF between requests (RFC 9112)
-            line = await reader.readuntil(b"\n")
-        try:
-            text = line.decode("ascii").strip()
-        except UnicodeDecodeError:
-            raise _HTTPError(400, "request line is not ASCII") from None
-        parts = text.split(" ")
-        if len(parts) != 3 or not parts[0].isalpha() or "\x00" in text:
-            raise _HTTPError(400, "malformed request line")
-        method, target, version = parts
-        if version not in ("HTTP/1.0", "HTTP/1.1"):
-            raise _HTTPError(505, "HTTP version not supported")
-        headers: dict[str, str] = {}
-        total = 0
+    async def _read_head(stream: PlainStream, buf: bytearray) -> tuple[int, int] | None:
+        """Read until ``buf`` holds a whole request head; None on a clean close
+        between requests."""
+        scanned = 0
         while True:
-            try:
-                raw = await reader.readuntil(b"\n")
-            except asyncio.LimitOverrunError:
-                raise _HTTPError(431, "header line too long") from None
-            total += len(raw)
-            if raw in (b"\r\n", b"\n"):
-                break
-            if len(raw) > MAX_HEADER_LINE or total > MAX_HEAD_BYTES:
-                raise _HTTPError(431, "headers too large")
-            if len(headers) >= MAX_HEADERS:
-                raise _HTTPError(431, "too many headers")
-            name, sep, value = raw.decode("latin-1").partition(":")
-            if not sep or not name.strip() or name != name.strip():
-                raise _HTTPError(400, "malformed header")
-            headers[name.strip().lower()] = value.strip()
-        return _Head(method.upper(), target, version, headers)
+            framed = http1.frame(buf, scanned)
+            if framed is not None:
+                return framed
+            scanned = len(buf)
+            data = await stream.recv()
+            if not data:
+                if buf.strip(b"\r\n"):
+                    raise http1.HTTPError(400, "incomplete request head")
+                return None
+            buf += data
 
-    async def _respond(self, head: _Head) -> Response:
+    async def _write(self, stream: PlainStream, data: bytes, conn_id: int,
+                     pool: _Pool) -> bool:
+        """False if the client is gone or did not take the answer within write_timeout
+        (then it is dropped: a client that never reads must not hold a slot)."""
+        try:
+            stream.send(data)
+            if stream.buffered() <= 65536:
+                return True
+            pool.writing[conn_id] = self.loop.time()
+            async with asyncio.timeout(self.write_timeout):
+                await stream.drain()
+            return True
+        except TimeoutError:
+            log.debug("dropped a client that did not read its answer in %.0f s",
+                      self.write_timeout)
+            stream.abort()
+            return False
+        except (ConnectionError, ssl.SSLError):
+            return False
+        finally:
+            pool.writing.pop(conn_id, None)
+
+    async def _respond(self, head: http1.RequestHead, reserved: bool) -> Response:
         if head.method not in ("GET", "HEAD"):
-            return Response(405, b"method not allowed\n", headers={"Allow": "GET, HEAD"})
-        if head.headers.get("transfer-encoding") or head.headers.get("content-length",
-                                                                      "0") not in ("", "0"):
+            if head.method in KNOWN_METHODS:
+                return Response(405, b"method not allowed\n", headers={"Allow": "GET, HEAD"})
+            return Response(501, b"method not implemented\n")
+        if head.has_body:
             return Response(400, b"request bodies are not accepted\n")
-        url = urlsplit(head.target)
-        path = url.path if url.path == "/" else url.path.rstrip("/")
+        path = head.path if head.path == "/" else head.path.rstrip("/")
+        if reserved and path not in PROBE_PATHS:
+            return Response(503, b"too many connections\n")
         handler = self.routes.get(path)
         if handler is None:
             return Response(404, b"not found\n")
         if not self.access.allows(path, head.headers.get("authorization")):
             return Response(401, b"unauthorized\n",
                             headers={"WWW-Authenticate": self.access.challenge()})
-        request = Request(head.method, path, dict(parse_qsl(url.query, keep_blank_values=True)),
+        request = Request(head.method, path, dict(parse_qsl(head.query, keep_blank_values=True)),
                           head.headers)
         fast = self.inline.get(path)
         if fast is not None:
@@ -367,14 +441,16 @@ class Server:
 
 
 def _fd_bounded(wanted: int) -> int:
-    """No more connections than file descriptors allow (keeping 64 for everything else)."""
+    """No more connections than file descriptors allow (keeping 64 for everything else,
+    and the probe reserve)."""
     import resource
 
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and wanted > soft - 64:
+    room = soft - 64 - PROBE_RESERVE
+    if soft != resource.RLIM_INFINITY and wanted > room:
         log.warning("max-connections %d exceeds the file descriptor limit %d: using %d",
-                    wanted, soft, max(8, soft - 64))
-        return max(8, soft - 64)
+                    wanted, soft, max(8, room))
+        return max(8, room)
     return wanted
 
 
