@@ -391,6 +391,8 @@ class Server:
         (then it is dropped: a client that never reads must not hold a slot)."""
         try:
             stream.send(data)
+            if stream.closing():
+                return False
             if stream.buffered() <= 65536:
                 return True
             pool.writing[conn_id] = self.loop.time()

@@ -37,10 +37,12 @@ class PlainStream:
     def send(self, data: bytes) -> None:
         self.writer.write(data)
 
+    def closing(self) -> bool:
+        return self.writer.transport.is_closing()
+
     def buffered(self) -> int:
         """Bytes written but not yet taken by the kernel."""
-        transport = self.writer.transport
-        return 0 if transport.is_closing() else transport.get_write_buffer_size()
+        return self.writer.transport.get_write_buffer_size()
 
     async def drain(self) -> None:
         await self.writer.drain()
