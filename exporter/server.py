@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ctypes
 import gc
 import hmac
 import itertools
@@ -71,6 +72,11 @@ PIPELINE_BATCH = 16
 KNOWN_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
 #: A burst of failed accept() calls is logged once, then summed up after this long.
 ACCEPT_BURST_SECONDS = 10.0
+#: When open connections fall below half of a peak of at least this many, memory is
+#: reclaimed: asyncio's connection objects hold reference cycles, and with the start-up
+#: heap frozen out of the collector a full collection may not come for hours, which
+#: kept a flood's memory resident long after it ended.
+RECLAIM_PEAK = 256
 SERVER_HEADER = f"django-q-exporter/{__version__}"
 _UNSAFE_HEADER_VALUE = re.compile(r"[^\t\x20-\x7e]")
 
@@ -212,6 +218,8 @@ class Server:
         self._inflight = 0
         self._drained: asyncio.Event | None = None
         self._accept_failures = 0
+        self._peak = 0  # most connections open since memory was last reclaimed
+        self._reclaim_pending = False
 
     # lifecycle ------------------------------------------------------------------------------
     @property
@@ -323,6 +331,7 @@ class Server:
         stream = (TLSStream(reader, writer, self.ssl_context) if self.ssl_context
                   else PlainStream(reader, writer))
         pool.conns[conn_id] = stream
+        self._peak = max(self._peak, len(self._main.conns))
         reserved = pool is self._reserve
         deadline = min(self.read_timeout, PROBE_RESERVE_TIMEOUT) if reserved \
             else self.read_timeout
@@ -367,6 +376,18 @@ class Server:
         finally:
             pool.forget(conn_id)
             stream.close()
+            if (self._peak >= RECLAIM_PEAK and len(self._main.conns) * 2 < self._peak
+                    and not self._reclaim_pending):
+                self._reclaim_pending = True
+                self.loop.call_later(1.0, self._reclaim)
+
+    def _reclaim(self) -> None:
+        """Free the closed connections' cycles now, and hand freed heap pages back."""
+        unreachable = gc.collect()
+        _malloc_trim()
+        log.debug("reclaimed memory after %d connections: %d objects", self._peak, unreachable)
+        self._peak = len(self._main.conns)
+        self._reclaim_pending = False
 
     @staticmethod
     async def _read_head(stream: PlainStream, buf: bytearray) -> tuple[int, int] | None:
@@ -440,6 +461,14 @@ class Server:
             self._inflight -= 1
             if not self._inflight and self._drained is not None:
                 self._drained.set()
+
+
+def _malloc_trim() -> None:
+    """glibc keeps freed heap pages resident until asked (elsewhere: nothing to do)."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _fd_bounded(wanted: int) -> int:
