@@ -1,11 +1,13 @@
 """The benchmark suite: figures and ratios against baselines measured in the same run.
 
-    scripts/bench            # full run (about 10 minutes)
-    scripts/bench --quick    # fewer sizes and samples (about 4 minutes)
+    scripts/bench            # full run (the results file records how long it took)
+    scripts/bench --quick    # fewer sizes and samples
     scripts/bench --smoke    # one small case, for the test suite (seconds)
 
-Writes results.md (the tables, targets first) and scrape-cost.png to
-bench/results/ (or --out). Real parts only: a private redis-server per stack,
+Writes the results file ``<date>-<arch>-<N>cpu[-mode].json`` (date, machine,
+every figure), its Markdown rendering ``.md`` and the scrape-cost plot ``.png``
+to bench/results/ (or --out); ``python -m bench.publish FILE`` puts a results
+file into docs/performance.md. Real parts only: a private redis-server per stack,
 one throwaway PostgreSQL database per run, real exporter and qcluster
 processes, wrk as the load generator, gunicorn for the peer baseline.
 """
@@ -48,13 +50,14 @@ def main(argv=None) -> int:
     p.add_argument("--only", choices=list(SECTIONS), action="append",
                    help="run only these sections (repeatable)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results",
-                   help="where results.md and scrape-cost.png go (default bench/results)")
+                   help="where the results files and the plot go (default bench/results)")
     p.add_argument("--pg-admin-url", default=S.PG_ADMIN_URL,
                    help="PostgreSQL URL allowed to CREATE/DROP DATABASE "
                         "(default $TEST_PG_ADMIN_URL or postgres@127.0.0.1)")
     a = p.parse_args(argv)
     sections = a.only or (["scrapes"] if a.smoke else list(SECTIONS))
-    report = Report(a.out)
+    mode_name = "smoke" if a.smoke else "quick" if a.quick else "full"
+    report = Report(a.out, mode_name)
     started = time.monotonic()
     with S.postgres_database(a.pg_admin_url) as db:
         ctx = Context(a.quick or a.smoke, a.smoke, db, report)
@@ -62,9 +65,8 @@ def main(argv=None) -> int:
             if name in sections:
                 print(f"== {name}", flush=True)
                 SECTIONS[name](ctx)
-    mode_name = "smoke" if a.smoke else "quick" if a.quick else "full"
-    path = report.write(mode_name, time.monotonic() - started)
-    print(f"wrote {path}")
+    for path in report.write(time.monotonic() - started):
+        print(f"wrote {path}")
     return 0
 
 

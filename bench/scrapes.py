@@ -156,7 +156,8 @@ def report(ctx, curves: dict, baselines: dict, scrapes: int) -> None:
         "`LINDEX` and `TIME` + `HGETALL` go in one pipelined round trip each. Function and "
         "unique-task caps raised so every name is its own series (worst case). "
         "`Stat.get_all()` is only the Stat read (`KEYS` + `MGET` + unpickling), not a "
-        "whole scrape, and `KEYS` blocks Redis while it runs. Plot: scrape-cost.png.")
+        "whole scrape, and `KEYS` blocks Redis while it runs. Plot: "
+        f"`{ctx.report.plot_name}`.")
     for name in ("clusters", "unique tasks", "functions"):
         pts = curves.get(name)
         if pts and len(pts) > 1:
@@ -186,8 +187,10 @@ def report(ctx, curves: dict, baselines: dict, scrapes: int) -> None:
                               f"{ms(pts[0]['seconds'])} → {ms(pts[-1]['seconds'])} ms for "
                               f"n {pts[0]['n']:,} → {pts[-1]['n']:,}",
                               f"max/min {hi / lo:.2f}×{extra}", hi / lo <= 2)
-    path = plot(curves, baselines, ctx.report.out, ("clusters", "unique tasks", "functions"))
+    path = plot(curves, baselines, ctx.report.out / ctx.report.plot_name,
+                ("clusters", "unique tasks", "functions"))
     if path:
+        ctx.report.plot = path.name
         print(f"wrote {path}", flush=True)
 
 

@@ -155,7 +155,13 @@ def wrk(url: str, connections: int, seconds: float) -> dict[str, float]:
     out = subprocess.run(["wrk", "--latency", "-t", str(threads), "-c", str(connections),
                           "-d", f"{seconds:g}s", "--timeout", "5s", url],
                          capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
-    pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    return parse_wrk(out)
+
+
+def parse_wrk(out: str) -> dict[str, float]:
+    """The figures of a ``wrk --latency`` report. wrk pads a one-letter unit to two
+    characters (``2.48s `` and ``1.50m ``), so a value may end in a space."""
+    pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",

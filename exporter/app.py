@@ -52,6 +52,7 @@ def django_q_version() -> str:
 
 class App:
     def __init__(self, cfg: Config, setup: QSetup, extra_collectors=()) -> None:
+        from djq_contract.podstore import PodStore, path_for_django
         from exporter import sources as sources_mod
         from exporter.collectors.clusters import ClusterCollector
         from exporter.collectors.pod import PodStoreCollector
@@ -59,7 +60,6 @@ class App:
         from exporter.collectors.runner import ScrapeRunner
         from exporter.collectors.schedules import ScheduleCollector
         from exporter.collectors.unique_tasks import UniqueTaskCollector
-        from exporter.podstore import PodStore, default_path
         from exporter.probe import Prober
         from exporter.sources.schedules import ScheduleSource
         from exporter.sources.unique import UniqueTaskSource
@@ -70,25 +70,30 @@ class App:
         self.started = time.time()
         self.dq_version = django_q_version()
         self.sources = sources_mod.build(setup, cfg)
-        self.tracker = ClusterTracker(setup.cluster_name, cfg.stat_grace, cfg.retention,
-                                      cfg.expected_hosts)
+
+        def tracker() -> ClusterTracker:
+            return ClusterTracker(setup.cluster_name, cfg.stat_grace, cfg.retention,
+                                  cfg.expected_hosts)
+
         # Scrapes and probes run their backend reads here, so a hung backend
         # costs pool threads, never the HTTP threads.
         self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="collect")
-        collectors = [ClusterCollector(self.sources.stats, self.tracker, self.dq_version)]
-        if self.sources.queue is not None:
-            collectors.append(QueueCollector(self.sources.queue, setup.broker))
-        self.pod_store = PodStore(cfg.pod_store or default_path())
-        collectors.append(PodStoreCollector(self.pod_store))
-        collectors.append(UniqueTaskCollector(UniqueTaskSource(setup, cfg.backend_timeout),
-                                              self.pod_store))
+        # Scrapes and probes each keep their own tracker, written only by their own
+        # reads: health never depends on whether or when anything scraped.
+        collectors = [ClusterCollector(self.sources.stats, tracker(), self.dq_version),
+                      QueueCollector(self.sources.queue, setup.broker)]
+        # The workers find the same file from the same settings (path_for_django).
+        self.pod_store = PodStore(cfg.pod_store or path_for_django(setup.cluster_name))
+        unique = UniqueTaskCollector(UniqueTaskSource(setup, cfg.backend_timeout))
+        collectors.append(PodStoreCollector(self.pod_store, unique.lock_counter_baseline))
+        collectors.append(unique)
         collectors.append(ScheduleCollector(ScheduleSource(), cfg.schedule_cap))
         collectors.extend(extra_collectors)
         self.runner = ScrapeRunner(collectors, cfg.scrape_timeout, self.executor, self.dq_version)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.runner)
         self.other_names = self._diagnose_names()
-        self.prober = Prober(cfg, setup, self.sources, self.tracker, self.executor,
+        self.prober = Prober(cfg, setup, self.sources, tracker(), self.executor,
                              self.started, self.other_names, self.pod_store)
 
     def _diagnose_names(self) -> tuple[str, ...]:
@@ -133,8 +138,10 @@ class App:
         return Response(200, body, content_type)
 
     def index(self, request: Request) -> Response:
-        page = landing.render(self.tracker.views(time.time()), self.setup.broker_description,
-                              self.setup.cluster_name, self.cfg.hostname, self.dq_version)
+        obs = self.prober.observe()  # as fresh as what /healthz answers
+        page = landing.render(obs.clusters, self.setup.broker_description,
+                              self.setup.cluster_name, self.cfg.hostname, self.dq_version,
+                              now=obs.now)
         return Response(200, page, "text/html; charset=utf-8")
 
     @staticmethod

@@ -15,7 +15,8 @@ import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-DEFAULT_PORT = 9847
+from djq_contract.endpoints import DEFAULT_PORT
+
 ENV_PREFIX = "DJANGO_Q_EXPORTER_"
 
 
@@ -56,15 +57,6 @@ class Config:
     auth_token: str | None = field(default=None, repr=False)
     basic_auth_password: str | None = field(default=None, repr=False)
 
-    @property
-    def listen_url(self) -> str:
-        host = self.listen_host
-        if ":" in host:
-            host = f"[{host}]"
-        if host in ("0.0.0.0", "[::]", ""):
-            host = "127.0.0.1"
-        return f"http://{host}:{self.listen_port}"
-
 
 @dataclass(frozen=True)
 class _Option:
@@ -101,7 +93,9 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("progress-limit", "float",
             "seconds without a finished task, with work pending, before not ready "
             "(default: task timeout + 60)"),
-    _Option("pod-store", "str", "path of the per-pod metric store written by workers"),
+    _Option("pod-store", "str", "path of the per-pod metric store written by workers (default: "
+            "the DJANGO_Q_EXPORTER_POD_STORE setting, else one file per settings module and "
+            "cluster name under $TMPDIR/django-q-exporter)"),
     _Option("schedule-cap", "int",
             "schedule label values on the delay metric; the rest read 'other' (default 200)"),
     _Option("max-connections", "int",

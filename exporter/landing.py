@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Iterable
 from html import escape
 
 from exporter import __version__
@@ -14,7 +15,7 @@ def _ago(now: float, then: float | None) -> str:
     return "never" if then is None else f"{max(0.0, now - then):.1f}s ago"
 
 
-def render(views: list[ClusterView], broker: str, cluster_name: str, hostname: str,
+def render(views: Iterable[ClusterView], broker: str, cluster_name: str, hostname: str,
            django_q_version: str, now: float | None = None) -> bytes:
     now = time.time() if now is None else now
     rows = []

@@ -38,7 +38,6 @@ class StatsReading:
     stats: tuple[ClusterStat, ...]
     bad_signatures: int = 0
     undecodable: int = 0
-    other_names: tuple[str, ...] = ()  # cluster names seen that are not ours
     round_trips: int = 0
 
 

@@ -115,15 +115,10 @@ class Prober:
 
     def _read(self) -> HealthObservation:
         stats_f = self._submit(self._stats_busy, self.sources.stats.read)
-        queue_f = (self._submit(self._queue_busy, self.sources.queue.read)
-                   if self.sources.queue is not None else None)
+        queue_f = self._submit(self._queue_busy, self.sources.queue.read)
         wait([f for f in (stats_f, queue_f) if f is not None], timeout=self.cfg.health_timeout)
         stats, stats_error = _outcome(stats_f, self.cfg.health_timeout)
-        queue, broker_error = (None, None)
-        if self.sources.queue is not None:
-            queue, broker_error = _outcome(queue_f, self.cfg.health_timeout)
-        elif stats_error and self.setup.broker == "redis":
-            broker_error = stats_error
+        queue, broker_error = _outcome(queue_f, self.cfg.health_timeout)
         now = self.clock()
         views = self.tracker.update(stats.stats if stats else (), now)
         local = next((v for v in views if v.host == self.cfg.hostname
@@ -153,6 +148,7 @@ class Prober:
             local_host=self.cfg.hostname,
             cluster_name=self.setup.cluster_name,
             local=local,
+            clusters=tuple(views),
             stats_error=stats_error,
             broker_error=broker_error,
             problems=self.setup.problems,

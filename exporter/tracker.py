@@ -6,8 +6,9 @@ Stat. A cluster that is gone keeps reading 0 for ``retention`` seconds so
 alerts see the drop, then its series disappear (bounded cardinality across
 restarts). Expected hosts are pre-seeded and never dropped.
 
-Pure bookkeeping: the caller passes the clock; the lock makes it safe to
-share between the scrape and probe threads.
+Pure bookkeeping: the caller passes the clock. Each tracker has one writer
+(the scrapes keep one, the probes another), so what health sees depends only
+on the probes' own reads; the lock covers overlapping calls of that writer.
 """
 
 from __future__ import annotations
@@ -78,7 +79,3 @@ class ClusterTracker:
                                          entry.last_seen, up))
         views.sort(key=lambda v: (v.cluster_name, v.host))
         return views
-
-    def views(self, now: float) -> list[ClusterView]:
-        """The current views without a new read (for the landing page)."""
-        return self.update((), now)

@@ -14,21 +14,17 @@ import time
 
 from django_q.brokers.redis_broker import Redis
 
-#: Index entries older than this are pruned by writers (seconds).
-INDEX_RETENTION = 3600
-
-
-def index_key(stat_prefix: str) -> str:
-    """Name of the sorted set that indexes the Stat keys under ``stat_prefix``."""
-    return f"{stat_prefix}:index"
+from djq_contract.keys import STAT_INDEX_RETENTION, stat_index_key
 
 
 class IndexedRedisBroker(Redis):
+    keeps_stat_index = True  # djq_contract.keys.STAT_INDEX_FLAG: the exporter reads the index
+
     def set_stat(self, key: str, value: str, timeout: int) -> None:
         prefix = key.rsplit(":", 1)[0]
         now = time.time()
         pipe = self.connection.pipeline(transaction=False)
         pipe.set(key, value, timeout)
-        pipe.zadd(index_key(prefix), {key: now + timeout})
-        pipe.zremrangebyscore(index_key(prefix), "-inf", now - INDEX_RETENTION)
+        pipe.zadd(stat_index_key(prefix), {key: now + timeout})
+        pipe.zremrangebyscore(stat_index_key(prefix), "-inf", now - STAT_INDEX_RETENTION)
         pipe.execute()

@@ -51,21 +51,21 @@ import socket
 import time
 from functools import lru_cache
 
-from exporter.podstore import PodStore, Update, histogram_updates, labels_of
+from djq_contract import catalogue
+from djq_contract.podstore import PodStore, Update, histogram_updates, labels_of
 
 log = logging.getLogger("rsr_tasks.instrumentation")
 
-DEFAULT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
-                   300.0, 600.0, 1800.0, 3600.0)
-DEFAULT_FUNC_CAP = 200
+DEFAULT_BUCKETS = catalogue.TASK_BUCKETS
+DEFAULT_FUNC_CAP = catalogue.FUNC_CAP.default
 _T0 = "_django_q_exporter_t0"  # (monotonic, wall clock) at the start, worker only
 _TIMING = "_django_q_exporter_timing"  # (duration, queue wait or None), worker -> monitor
 
-TASKS = "django_q_tasks"
-FAILED = "django_q_tasks_failed"
-DURATION = "django_q_task_duration_seconds"
-WAIT = "django_q_task_queue_wait_seconds"
-LAST_FINISHED = "django_q_cluster_last_task_finished_timestamp_seconds"
+TASKS = catalogue.TASKS.name
+FAILED = catalogue.TASKS_FAILED.name
+DURATION = catalogue.TASK_DURATION.name
+WAIT = catalogue.TASK_QUEUE_WAIT.name
+LAST_FINISHED = catalogue.LAST_TASK_FINISHED.name
 
 
 def _setting(name: str, default):
@@ -93,20 +93,22 @@ def _recorder() -> _Recorder:
     return _Recorder(PodStore(), buckets(), int(_setting("FUNC_CAP", DEFAULT_FUNC_CAP)))
 
 
+_FAMILIES = (catalogue.TASKS, catalogue.TASKS_FAILED, catalogue.TASK_DURATION,
+             catalogue.TASK_QUEUE_WAIT, catalogue.LAST_TASK_FINISHED)
+
+
 class _Recorder:
     def __init__(self, store: PodStore, buckets: tuple[float, ...], cap: int) -> None:
         self.store = store
         self.buckets = buckets
         self.cap = cap
-        store.declare(TASKS, "counter", "Tasks finished (success or failure), by function")
-        store.declare(FAILED, "counter", "Tasks that failed (including timeouts), by function")
-        store.declare(DURATION, "histogram", "Task execution time in the worker", buckets)
-        store.declare(WAIT, "histogram", "Time from enqueue to execution start", buckets)
-        store.declare(LAST_FINISHED, "gauge",
-                      "Unix time the cluster last saved a finished task's result")
+        for spec in _FAMILIES:
+            store.declare(spec.name, spec.type, spec.help,
+                          buckets if spec.type == "histogram" else None)
 
     def func(self, task: dict) -> str:
-        return self.store.admit("django_q_task", "func", func_name(task.get("func")), self.cap)
+        return self.store.admit(catalogue.FUNC_CAP.key, catalogue.FUNC_CAP.label,
+                                func_name(task.get("func")), self.cap)
 
     def finished(self, task: dict) -> None:
         """Everything about one task in one transaction, in the monitor."""

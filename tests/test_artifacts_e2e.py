@@ -15,6 +15,7 @@ import redis
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from djq_contract import catalogue
 from tests.procs import PYTHON, ROOT, free_port, wait_for
 from tests.test_artifacts_static import recording_names, used_metric_names
 from tests.test_task_metrics import enqueue, run_py
@@ -23,6 +24,19 @@ from tests.test_task_metrics import enqueue, run_py
 def sample_names(exporter) -> set[str]:
     return {s.name for fam in text_string_to_metric_families(exporter.metrics_text())
             for s in fam.samples}
+
+
+def undeclared(exporter) -> list[str]:
+    """Families a live exporter serves otherwise than the catalogue declares them."""
+    wrong = []
+    for fam in text_string_to_metric_families(exporter.metrics_text()):
+        spec = catalogue.FAMILIES.get(fam.name)
+        if spec is None or (fam.type, fam.documentation) != (spec.type, spec.help):
+            wrong.append(fam.name)
+            continue
+        wrong += [f"{s.name}{s.labels}" for s in fam.samples
+                  if set(s.labels) - {"le"} != set(spec.labels)]
+    return wrong
 
 
 SLEEPER = "dq-sleeper"  # tests.unique_jobs.sleeper: @unique_task, expiry 2 s, beat 0.5 s
@@ -81,6 +95,10 @@ def test_every_used_metric_name_is_emitted(stack, make_env, procs):
     orm = procs.exporter(make_env("sqlite"))
     orm.wait_ready_to_serve()
     emitted |= sample_names(orm)
+    assert undeclared(exporter) == [] and undeclared(orm) == []
+    wanted = {f"{s.exposed}_bucket" if s.type == "histogram" else s.exposed
+              for s in catalogue.FAMILIES.values()}
+    assert wanted - emitted == set(), "declared in the catalogue but never emitted"
     used = used_metric_names()
     # `up` is Prometheus' own series; test_prometheus_scrapes_and_alerts reads it.
     missing = {n for n in used if ":" not in n and n != "up"} - emitted

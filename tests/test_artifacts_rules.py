@@ -93,7 +93,7 @@ def test_unique_success_period_per_task(tmp_path):
               if r.get("alert") == "DjangoQUniqueTaskNoRecentSuccess"]
     assert len(alerts) == 1
     metric = "django_q_unique_task_last_success_timestamp_seconds"
-    runbook = ("https://github.com/akvo/django-q-exporter/blob/main/README.md"
+    runbook = ("https://github.com/akvo/django-q-exporter/blob/main/docs/operations.md"
                "#djangoquniquetasknorecentsuccess")
 
     def fired(task: str, since: str) -> dict:

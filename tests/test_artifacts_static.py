@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from djq_contract import catalogue
 from rsr_tasks import envsettings
 from tests.procs import PYTHON, ROOT
 
@@ -55,12 +56,12 @@ def test_every_alert_has_a_unit_test_and_annotations():
     names = {a["alert"] for a in alerts}
     assert names - firing == set(), "alerts never shown firing"
     assert names - quiet == set(), "alerts never shown not firing"
-    readme = (ROOT / "README.md").read_text()
+    runbooks = (ROOT / "docs" / "operations.md").read_text()
     for alert in alerts:
         assert set(alert["annotations"]) >= {"summary", "description", "runbook"}
         assert alert["labels"]["severity"] in ("warning", "critical")
         anchor = alert["annotations"]["runbook"].rsplit("#", 1)[1]
-        assert f"### {alert['alert']}" in readme and anchor == alert["alert"].lower()
+        assert f"## {alert['alert']}\n" in runbooks and anchor == alert["alert"].lower()
 
 
 def test_prometheusrule_carries_the_same_rules(tmp_path):
@@ -173,11 +174,8 @@ def recording_names() -> set[str]:
 
 
 def contract_names() -> dict[str, str]:
-    """name -> type from the README's metric reference table (the v1 metric contract)."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Metric reference", 1)[1].split("\n## ", 1)[0]
-    return {name: kind for name, kind in
-            re.findall(r"^\| `(django_q_\w+)` \| (\w+) \|", section, re.M)}
+    """name (as PromQL queries it) -> type, from the metric catalogue."""
+    return {name: spec.type for name, spec in catalogue.by_exposed_name().items()}
 
 
 def test_selector_names_come_from_the_ast():
@@ -209,11 +207,11 @@ def aggregated_selectors(node, agg: str | None = None):
 def test_cluster_wide_series_use_max_and_per_pod_counters_sum():
     """N exporter replicas must read like one: every replica reports the same cluster-wide
     series (max/min over them), while per-pod counters are parts of a whole (sum). The
-    README's metric table marks the per-pod ones."""
+    catalogue gives each family's scope."""
     import promql_parser
 
-    readme = (ROOT / "README.md").read_text().split("## Metric reference", 1)[1]
-    per_pod = set(re.findall(r"^\| `(django_q_\w+)` \|.*\(per pod\) \|$", readme, re.M))
+    per_pod = {name for name, spec in catalogue.by_exposed_name().items()
+               if spec.scope == catalogue.PER_POD}
     assert "django_q_tasks_total" in per_pod and "django_q_queue_size" not in per_pod
     contract = contract_names()
     checked = 0

@@ -37,7 +37,6 @@ def error_of(argv, env=None) -> str:
 def test_defaults_without_flags_or_environment():
     cfg = parse([], {})
     assert (cfg.listen_host, cfg.listen_port) == ("0.0.0.0", 9847)
-    assert cfg.listen_url == "http://127.0.0.1:9847"
     assert cfg.django_settings is None and cfg.cluster_name is None
     assert (cfg.stat_grace, cfg.retention, cfg.startup_grace) == (5.0, 900.0, 60.0)
     assert parse([], {"DJANGO_SETTINGS_MODULE": "x.settings"}).django_settings == "x.settings"
@@ -84,9 +83,11 @@ def test_log_level_and_choice_are_case_insensitive():
     assert parse(["--auth-probes", "YES"], {}).auth_probes == "yes"
 
 
-def test_listen_url_for_wildcard_and_ipv6():
-    assert parse(["--listen-address", "[::]:9000"], {}).listen_url == "http://127.0.0.1:9000"
-    assert parse(["--listen-address", "[::1]:9000"], {}).listen_url == "http://[::1]:9000"
+def test_listen_address_wildcard_and_ipv6():
+    cfg = parse(["--listen-address", "[::]:9000"], {})
+    assert (cfg.listen_host, cfg.listen_port) == ("::", 9000)
+    cfg = parse(["--listen-address", "[::1]:9000"], {})
+    assert (cfg.listen_host, cfg.listen_port) == ("::1", 9000)
 
 
 @pytest.mark.parametrize("env, url", [

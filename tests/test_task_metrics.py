@@ -144,13 +144,13 @@ def test_processes_opening_a_new_pod_store_at_once_all_count(tmp_path):
     switching the new file to WAL raced ("database is locked" at once, no busy wait), and
     the first task's metrics were lost. 15 rounds of 4 processes starting together."""
     code = ("import sys, time\n"
-            "from exporter.podstore import PodStore, Update, labels_of\n"
+            "from djq_contract.podstore import PodStore, Update, labels_of\n"
             "path, start = sys.argv[1], float(sys.argv[2])\n"
             "while time.time() < start: pass\n"
             "store = PodStore(path)\n"
             "store.declare('x', 'counter', 'h')\n"
             "store.apply([Update('x', '_total', labels_of(), 1.0)])\n")
-    from exporter.podstore import PodStore
+    from djq_contract.podstore import PodStore
 
     for r in range(15):
         path = str(tmp_path / f"fresh-{r}.sqlite3")

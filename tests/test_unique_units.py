@@ -10,9 +10,10 @@ import uuid
 
 import pytest
 
+from djq_contract import catalogue, keys
+from djq_contract.podstore import PodStore
 from exporter.sources.unique import parse, read_redis
 from rsr_tasks.heartbeat import CacheHeartbeat, check_timing
-from rsr_tasks.unique import contract
 from rsr_tasks.unique.redis_store import RedisUniqueStore
 from tests.procs import wait_for
 
@@ -20,7 +21,7 @@ from tests.procs import wait_for
 def test_parse_running_and_finished_records():
     running = parse("t", {"expiry": 9}, {"token": "x", "host": "h", "pid": 7, "started": 10.5,
                                          "beat": 12.0, "expiry": 5, "last_success": 3.0})
-    assert running.running and running.holder.pid == 7 and running.holder.last_beat == 12.0
+    assert running.running and running.holder.pid == 7 and running.holder.beat == 12.0
     assert running.timeout == 5 and running.last_success == 3.0
     done = parse("t", {"expiry": 9}, {"last_end": 20.0, "last_duration": 2.5,
                                       "last_outcome": "failure"})
@@ -38,9 +39,9 @@ def test_parse_tolerates_partial_and_malformed_records():
 
 def test_reader_survives_garbage_values(redis_server):
     r = redis_server.client()
-    prefix = contract.prefix(f"units-{uuid.uuid4().hex[:6]}")
-    r.hset(contract.registry_key(prefix), mapping={"a": "not json", "b": json.dumps({"expiry": 3})})
-    r.set(contract.state_key(prefix, "a"), b"\xff\x00")
+    prefix = keys.unique_prefix(f"units-{uuid.uuid4().hex[:6]}")
+    r.hset(keys.registry_key(prefix), mapping={"a": "not json", "b": json.dumps({"expiry": 3})})
+    r.set(keys.state_key(prefix, "a"), b"\xff\x00")
     snap = read_redis(r, prefix)
     assert [t.name for t in snap.tasks] == ["a", "b"] and snap.round_trips == 2
     assert snap.tasks[1].timeout == 3 and not any(t.running for t in snap.tasks)
@@ -53,19 +54,19 @@ def test_reader_cache_sees_every_change(redis_server):
     from exporter.memo import LastRead
 
     r = redis_server.client()
-    prefix = contract.prefix(f"units-{uuid.uuid4().hex[:6]}")
-    r.hset(contract.registry_key(prefix), mapping={n: json.dumps({"expiry": 3}) for n in "abc"})
+    prefix = keys.unique_prefix(f"units-{uuid.uuid4().hex[:6]}")
+    r.hset(keys.registry_key(prefix), mapping={n: json.dumps({"expiry": 3}) for n in "abc"})
     for n in "abc":
-        r.set(contract.state_key(prefix, n), json.dumps({"last_end": 1.0}))
+        r.set(keys.state_key(prefix, n), json.dumps({"last_end": 1.0}))
     memo = LastRead()
     first = {t.name: t for t in read_redis(r, prefix, memo).tasks}
-    r.set(contract.state_key(prefix, "a"), json.dumps({"last_end": 2.0}))
-    r.hset(contract.registry_key(prefix), "b", json.dumps({"expiry": 7}))
-    r.hdel(contract.registry_key(prefix), "c")
+    r.set(keys.state_key(prefix, "a"), json.dumps({"last_end": 2.0}))
+    r.hset(keys.registry_key(prefix), "b", json.dumps({"expiry": 7}))
+    r.hdel(keys.registry_key(prefix), "c")
     second = {t.name: t for t in read_redis(r, prefix, memo).tasks}
     assert sorted(second) == ["a", "b"]
     assert second["a"].last_end == 2.0 and second["b"].timeout == 7
-    r.set(contract.state_key(prefix, "a"), json.dumps({"last_end": 1.0}))  # back as before
+    r.set(keys.state_key(prefix, "a"), json.dumps({"last_end": 1.0}))  # back as before
     third = {t.name: t for t in read_redis(r, prefix, memo).tasks}
     assert third["a"].last_end == 1.0 and third["a"] is not first["a"]  # forgotten, reparsed
     assert third["b"] is second["b"]  # unchanged since the last read: reused
@@ -84,11 +85,11 @@ def test_beat_must_be_shorter_than_expiry_at_decoration():
 
 @pytest.fixture
 def store(redis_server):
-    return RedisUniqueStore(redis_server.client(), contract.prefix(f"u{uuid.uuid4().hex[:6]}"))
+    return RedisUniqueStore(redis_server.client(), keys.unique_prefix(f"u{uuid.uuid4().hex[:6]}"))
 
 
 def test_heartbeat_never_resurrects_a_deleted_key(store):
-    token, lock = "tok", contract.lock_key(store.prefix, "t")
+    token, lock = "tok", keys.lock_key(store.prefix, "t")
     assert store.acquire("t", token, 1.0, "h", 1).ok
     with CacheHeartbeat(store, "t", token, 1.0, 0.05) as hb:
         wait_for(lambda: hb.beats >= 2, 5, 0.01, what="two beats")
@@ -101,7 +102,7 @@ def test_heartbeat_never_resurrects_a_deleted_key(store):
 
 
 def test_heartbeat_stops_before_release_and_never_beats_after(store):
-    token, lock = "tok", contract.lock_key(store.prefix, "t")
+    token, lock = "tok", keys.lock_key(store.prefix, "t")
     before = threading.active_count()
     assert store.acquire("t", token, 1.0, "h", 1).ok
     with CacheHeartbeat(store, "t", token, 1.0, 0.05) as hb:
@@ -111,19 +112,19 @@ def test_heartbeat_stops_before_release_and_never_beats_after(store):
     assert store.finish("t", token, "success")
     time.sleep(0.2)
     assert not store.client.exists(lock) and not hb.lost
-    record = json.loads(store.client.get(contract.state_key(store.prefix, "t")))
+    record = json.loads(store.client.get(keys.state_key(store.prefix, "t")))
     assert record["last_outcome"] == "success" and "token" not in record
 
 
 def test_finish_by_a_former_holder_leaves_the_successor_alone(store):
-    lock = contract.lock_key(store.prefix, "t")
+    lock = keys.lock_key(store.prefix, "t")
     assert store.acquire("t", "old", 0.05, "h", 1).ok
     wait_for(lambda: not store.client.exists(lock), 5, 0.01, what="old lock expired")
     got = store.acquire("t", "new", 5, "h2", 2)
     assert got.ok and got.other is not None and got.other.pid == 1  # unfinished record
     assert not store.extend("t", "old", 5) and not store.finish("t", "old", "success")
     assert store.client.get(lock) == b"new"
-    record = json.loads(store.client.get(contract.state_key(store.prefix, "t")))
+    record = json.loads(store.client.get(keys.state_key(store.prefix, "t")))
     assert record["token"] == "new" and "last_outcome" not in record
 
 
@@ -131,14 +132,17 @@ def test_exporter_seeds_lock_counters_for_registered_tasks(make_env, procs, redi
     """A task registered by some other pod, never run here, reads 0 on this pod."""
     env = make_env("redis")
     r = redis_server.client()
-    r.hset(contract.registry_key(contract.prefix(env["DJANGO_Q_NAME"])), "elsewhere",
+    r.hset(keys.registry_key(keys.unique_prefix(env["DJANGO_Q_NAME"])), "elsewhere",
            json.dumps({"expiry": 60}))
     exporter = procs.exporter(env)
     exporter.wait_ready_to_serve()
-    for outcome in contract.COUNTERS:
+    for outcome in catalogue.LOCK_OUTCOMES:
         wait_for(lambda o=outcome: exporter.value(f"django_q_unique_task_lock_{o}_total",
                                                   task="elsewhere") == 0, 5,
                  what=f"{outcome} counter at 0")
     assert exporter.value("django_q_unique_task_running", task="elsewhere") == 0
     assert exporter.value("django_q_unique_task_heartbeat_timeout_seconds",
                           task="elsewhere") == 60
+    store = PodStore(env["DJANGO_Q_EXPORTER_POD_STORE"])
+    assert store.value(catalogue.LOCK_OUTCOMES["acquired"].name, "_total",
+                       {"task": "elsewhere"}) is None, "the zeros come from memory"

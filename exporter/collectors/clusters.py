@@ -5,15 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from exporter.collectors import add
+from djq_contract import catalogue
+from exporter.collectors import add, family
 from exporter.model import STATUSES
 from exporter.sources.stats import StatSource
 from exporter.tracker import ClusterTracker
-
-LABELS = ["cluster_name", "host"]
 
 
 class ClusterCollector:
@@ -29,29 +27,10 @@ class ClusterCollector:
     def collect(self) -> Iterable[Metric]:
         reading = self.source.read()
         views = self.tracker.update(reading.stats, self.clock())
-        up = GaugeMetricFamily("django_q_cluster_up",
-                               "1 if the cluster has a fresh Stat with status starting, idle "
-                               "or working; 0 if stopping, stopped, stale or expected but missing",
-                               labels=LABELS)
-        status = GaugeMetricFamily("django_q_cluster_status",
-                                   "1 for the cluster's current status (state set)",
-                                   labels=LABELS + ["status"])
-        workers = GaugeMetricFamily("django_q_cluster_workers",
-                                    "Live worker processes of the cluster", labels=LABELS)
-        reinc = CounterMetricFamily("django_q_cluster_reincarnations",
-                                    "Worker reincarnations since the cluster started",
-                                    labels=LABELS)
-        start = GaugeMetricFamily("django_q_cluster_start_time_seconds",
-                                  "Cluster start time, Unix time", labels=LABELS)
-        seen = GaugeMetricFamily("django_q_cluster_last_seen_timestamp_seconds",
-                                 "Time the cluster last saved its Stat, Unix time",
-                                 labels=LABELS)
-        info = GaugeMetricFamily("django_q_cluster_info", "Cluster identity (value always 1)",
-                                 labels=LABELS + ["cluster_id", "django_q_version"])
-        rejected = GaugeMetricFamily("django_q_exporter_stats_rejected",
-                                     "Stats read but not usable in the last read: bad_signature "
-                                     "means SECRET_KEY or cluster name differ from the workers'",
-                                     labels=["reason"])
+        up, status, workers, reinc, start, seen, info, rejected = (family(spec) for spec in (
+            catalogue.CLUSTER_UP, catalogue.CLUSTER_STATUS, catalogue.CLUSTER_WORKERS,
+            catalogue.CLUSTER_REINCARNATIONS, catalogue.CLUSTER_START_TIME,
+            catalogue.CLUSTER_LAST_SEEN, catalogue.CLUSTER_INFO, catalogue.STATS_REJECTED))
         rejected.add_metric(["bad_signature"], reading.bad_signatures)
         rejected.add_metric(["undecodable"], reading.undecodable)
         for view in views:

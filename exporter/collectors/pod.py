@@ -1,37 +1,60 @@
-"""Families recorded by this pod's worker processes (see exporter.podstore).
+"""Families recorded by this pod's worker processes (see djq_contract.podstore).
 
 Generic: whatever families the workers declared (task executions, unique
-task lock counters, ...) are served as they are stored. Counters only go up
-within the store's lifetime; an emptied store is a counter reset.
+task lock counters, ...) are served as they are stored, with the type and
+help the catalogue gives them (the store's own declaration only for a family
+the catalogue does not know, e.g. one added by a newer worker). Counters only
+go up within the store's lifetime; an emptied store is a counter reset.
+
+``baseline`` names series that must exist before the workers wrote them:
+they read 0 until the store has a row (e.g. the lock counters of a unique
+task registered by another pod, so ``increase()`` sees this pod's first
+run). They are produced in memory; reading a scrape never writes the store.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client.metrics_core import Metric
 
+from djq_contract.catalogue import FAMILIES
+from djq_contract.podstore import PodStore, le_label
 from exporter.collectors import add
 from exporter.memo import LastRead
-from exporter.podstore import PodStore, le_label
+
+#: (family, suffix, labels) of a series that reads 0 while the store has no row for it.
+Series = tuple[str, str, dict[str, str]]
 
 
 class PodStoreCollector:
     name = "pod"
 
-    def __init__(self, store: PodStore) -> None:
+    def __init__(self, store: PodStore,
+                 baseline: Callable[[], Iterable[Series]] | None = None) -> None:
         self.store = store
+        self.baseline = baseline
         # labels JSON -> dict, shared by the samples of every scrape (never mutated):
         # decoding thousands of them per scrape was most of this collector's time.
         self._labels: LastRead[dict[str, str]] = LastRead()
 
+    @staticmethod
+    def _family(name: str, stored) -> Metric:
+        spec = FAMILIES.get(name)
+        if spec is None:
+            return Metric(name, stored.help, stored.type)
+        return Metric(name, spec.help, spec.type)
+
     def collect(self) -> Iterable[Metric]:
         declared, rows = self.store.read()
-        families = {name: Metric(name, f.help, f.type) for name, f in declared.items()}
+        families = {name: self._family(name, f) for name, f in declared.items()}
+        zeros = {(f, s, json.dumps(labels, sort_keys=True)): labels
+                 for f, s, labels in (self.baseline() if self.baseline else ())}
         histograms: dict[str, dict[tuple, dict[str, float]]] = {}
         decode = self._labels.get
         for family, suffix, labels_json, value in rows:
+            zeros.pop((family, suffix, labels_json), None)
             labels = decode(labels_json, json.loads)
             if declared[family].type == "histogram":
                 series = histograms.setdefault(family, {}).setdefault(
@@ -41,6 +64,10 @@ class PodStoreCollector:
             else:
                 add(families[family], labels, value, suffix)
         self._labels.rotate()
+        for (family, suffix, _), labels in sorted(zeros.items()):
+            if family not in families:
+                families[family] = Metric(family, FAMILIES[family].help, FAMILIES[family].type)
+            add(families[family], labels, 0.0, suffix)
         for family, all_series in histograms.items():
             fam = families[family]
             les = [le_label(b) for b in declared[family].buckets or ()] + ["+Inf"]

@@ -5,16 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from djq_contract import catalogue
+from exporter.collectors import family
 from exporter.sources.queue import QueueSource
 
 
-def _broker_up(broker: str, value: int) -> GaugeMetricFamily:
-    fam = GaugeMetricFamily("django_q_broker_up",
-                            "1 if the broker answered within the backend timeout",
-                            labels=["broker"])
+def _broker_up(broker: str, value: int) -> Metric:
+    fam = family(catalogue.BROKER_UP)
     fam.add_metric([broker], value)
     return fam
 
@@ -31,21 +30,16 @@ class QueueCollector:
     def collect(self) -> Iterable[Metric]:
         reading = self.source.read()
         labels = [reading.queue]
-        size = GaugeMetricFamily("django_q_queue_size", "Tasks waiting in the broker",
-                                 labels=["queue"])
+        size = family(catalogue.QUEUE_SIZE)
         size.add_metric(labels, reading.size)
-        age = GaugeMetricFamily("django_q_queue_oldest_task_age_seconds",
-                                "Age of the task at the head of the queue, 0 if empty",
-                                labels=["queue"])
+        age = family(catalogue.QUEUE_OLDEST_AGE)
         oldest = 0.0
         if reading.size and reading.oldest_enqueued_at is not None:
             oldest = max(0.0, self.clock() - reading.oldest_enqueued_at)
         age.add_metric(labels, oldest)
         families = [_broker_up(self.broker, 1), size, age]
         if reading.in_flight is not None:
-            flight = GaugeMetricFamily("django_q_queue_in_flight",
-                                       "Tasks leased to a cluster, not yet acknowledged",
-                                       labels=["queue"])
+            flight = family(catalogue.QUEUE_IN_FLIGHT)
             flight.add_metric(labels, reading.in_flight)
             families.append(flight)
         return families

@@ -18,11 +18,11 @@ import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from djq_contract import catalogue
 from exporter import __version__
-from exporter.collectors import Collector
+from exporter.collectors import Collector, family
 from exporter.errors import describe
 
 log = logging.getLogger("exporter.collectors")
@@ -72,12 +72,8 @@ class ScrapeRunner:
                 lambda _, name=c.name: ended.setdefault(name, time.perf_counter()))
             futures[c.name] = (c, future, t0)
         wait([f for _, f, _ in futures.values()], timeout=self.timeout)
-        success = GaugeMetricFamily("django_q_exporter_collector_success",
-                                    "1 if the collector's last run succeeded",
-                                    labels=["collector"])
-        duration = GaugeMetricFamily("django_q_exporter_collector_duration_seconds",
-                                     "Time the collector took in this scrape",
-                                     labels=["collector"])
+        success = family(catalogue.COLLECTOR_SUCCESS)
+        duration = family(catalogue.COLLECTOR_DURATION)
         families: list[Metric] = []
         for name, (collector, future, t0) in futures.items():
             ok, error = False, f"timed out after {self.timeout:g}s"
@@ -95,9 +91,7 @@ class ScrapeRunner:
             success.add_metric([name], 1 if ok else 0)
             # Its own time, not the wait for the slowest one (still running: so far).
             duration.add_metric([name], ended.get(name, time.perf_counter()) - t0)
-        build = GaugeMetricFamily("django_q_exporter_build_info",
-                                  "Exporter build information (value always 1)",
-                                  labels=["version", "django_q_version", "python_version"])
+        build = family(catalogue.BUILD_INFO)
         build.add_metric([__version__, self.django_q_version, platform.python_version()], 1)
         families.extend([success, duration, build])
         log.debug("scrape collected in %.1f ms", (time.perf_counter() - started) * 1000)

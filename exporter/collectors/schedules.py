@@ -14,11 +14,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from djq_contract import catalogue
+from exporter.collectors import family
+
 OTHER = "other"
-NAME = "django_q_schedule_next_run_delay_seconds"
 
 
 def schedule_delays(rows: Iterable, now: float, cap: int) -> dict[str, float]:
@@ -48,8 +49,7 @@ class ScheduleCollector:
     def collect(self) -> Iterable[Metric]:
         rows = self.source.read()
         delays = schedule_delays(rows, self.clock(), self.cap)
-        fam = GaugeMetricFamily(NAME, "Seconds an active schedule is past its next_run "
-                                      "(0 if not due)", labels=["schedule"])
+        fam = family(catalogue.SCHEDULE_DELAY)
         for label in sorted(delays):
             fam.add_metric([label], delays[label])
         return [fam]

@@ -2,75 +2,55 @@
 
 Read from the shared cache, so every exporter replica publishes the same
 values (aggregate with ``max by (task)``). The lock counters are per pod and
-served by the pod-store collector; given the pod store, this collector makes
-them exist at 0 for every registered task, so a task that never ran in this
-pod reads 0 rather than nothing (``increase()`` then sees its first run).
+served by the pod-store collector; this collector tells it which tasks are
+registered (``lock_counter_baseline``), so a task that never ran in this pod
+reads 0 rather than nothing (``increase()`` then sees its first run). It only
+reads: nothing is written to the pod store during a scrape.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from exporter.collectors import add
-
-log = logging.getLogger("exporter")
+from djq_contract import catalogue
+from exporter.collectors import add, family
+from exporter.collectors.pod import Series
 
 
 class UniqueTaskCollector:
     name = "unique_tasks"
 
-    def __init__(self, source, pod_store=None) -> None:
+    def __init__(self, source, task_cap: int | None = None) -> None:
         self.source = source
-        self.pod_store = pod_store
-        self._seeded: set[str] = set()
+        self.task_cap = catalogue.UNIQUE_TASK_CAP.size() if task_cap is None else task_cap
+        self._names: tuple[str, ...] = ()  # registered task names, as of the last read
 
     def collect(self) -> Iterable[Metric]:
         snap = self.source.read()
-        self._seed([t.name for t in snap.tasks])
-        running = GaugeMetricFamily("django_q_unique_task_running",
-                                    "1 while a run of the task is in progress (its holder "
-                                    "record is present)", labels=["task"])
-        age = GaugeMetricFamily("django_q_unique_task_heartbeat_age_seconds",
-                                "Seconds since the running holder's last heartbeat, on the "
-                                "clock the record was written with (Redis TIME)",
-                                labels=["task"])
-        timeout = GaugeMetricFamily("django_q_unique_task_heartbeat_timeout_seconds",
-                                    "Heartbeat staleness limit (the lock expiry)",
-                                    labels=["task"])
-        success = GaugeMetricFamily("django_q_unique_task_last_success_timestamp_seconds",
-                                    "End of the last run that completed without error, "
-                                    "Unix time", labels=["task"])
-        duration = GaugeMetricFamily("django_q_unique_task_last_duration_seconds",
-                                     "Length of the last completed run", labels=["task"])
+        self._names = tuple(t.name for t in snap.tasks)
+        running, age, timeout, success, duration = (family(spec) for spec in (
+            catalogue.UNIQUE_RUNNING, catalogue.UNIQUE_HEARTBEAT_AGE,
+            catalogue.UNIQUE_HEARTBEAT_TIMEOUT, catalogue.UNIQUE_LAST_SUCCESS,
+            catalogue.UNIQUE_LAST_DURATION))
         for task in snap.tasks:
             labels = {"task": task.name}
             add(running, labels, 1 if task.running else 0)
             add(timeout, labels, task.timeout)
-            if task.holder is not None and task.holder.last_beat is not None:
-                add(age, labels, max(0.0, snap.now - task.holder.last_beat))
+            if task.holder is not None and task.holder.beat is not None:
+                add(age, labels, max(0.0, snap.now - task.holder.beat))
             if task.last_success is not None:
                 add(success, labels, task.last_success)
             if task.last_duration is not None:
                 add(duration, labels, task.last_duration)
         return [running, age, timeout, success, duration]
 
-    def _seed(self, names: list[str]) -> None:
-        """Lock counters at 0 for newly seen task names: one pod-store write per new name
-        set. A failure (e.g. a read-only store) is logged once for those names and never
-        fails the scrape; the workers seed the same counters when they register."""
-        new = [n for n in names if n not in self._seeded]
-        if self.pod_store is None or not new:
-            return
-        from rsr_tasks.unique import contract, counters
-
-        try:
-            counters.declare(self.pod_store)
-            self.pod_store.apply([u for n in new for u in
-                                  counters.updates(self.pod_store, n, contract.COUNTERS, 0.0)])
-        except Exception as exc:
-            log.warning("could not seed unique-task counters: %s", exc)
-        self._seeded.update(new)
+    def lock_counter_baseline(self) -> list[Series]:
+        """Every lock counter of the registered tasks (the first ``task_cap`` names, the
+        workers' label budget), for the pod-store collector to show at 0 where this
+        pod's workers have not counted yet. Known from the previous read: collectors run
+        side by side, so a newly registered task reads 0 from the scrape after."""
+        return [(spec.name, "_total", {"task": name})
+                for name in sorted(self._names)[: self.task_cap]
+                for spec in catalogue.LOCK_OUTCOMES.values()]

@@ -18,17 +18,16 @@ from exporter.sources.stats import CacheStatSource, RedisStatSource, StatSource
 @dataclass(frozen=True)
 class Sources:
     stats: StatSource
-    queue: QueueSource | None  # None for brokers we cannot read
+    queue: QueueSource
 
 
 def build(setup: QSetup, cfg: Config) -> Sources:
-    """Pick the source implementations that match the broker set-up."""
+    """Pick the source implementations that match the broker set-up ("redis" or "orm":
+    ``exporter.djangoenv`` refuses any other broker at start)."""
     if setup.broker == "redis":
-        from exporter.sources.redisclient import make_client
+        from djq_contract.redisconn import connect
 
-        client = make_client(setup, cfg.backend_timeout)
+        client = connect(setup.redis_url, setup.redis_kwargs, cfg.backend_timeout)
         return Sources(stats=RedisStatSource(client, setup, cfg.backend_timeout),
                        queue=RedisQueueSource(client, setup))
-    stats = CacheStatSource(setup)
-    queue = OrmQueueSource(setup) if setup.broker == "orm" else None
-    return Sources(stats=stats, queue=queue)
+    return Sources(stats=CacheStatSource(setup), queue=OrmQueueSource(setup))

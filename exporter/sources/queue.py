@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
+from djq_contract import keys
 from exporter.djangoenv import QSetup
 from exporter.model import QueueReading
 from exporter.sources import decode
@@ -22,7 +23,7 @@ class RedisQueueSource:
     def __init__(self, client, setup: QSetup) -> None:
         self.client = client
         self.setup = setup
-        self.key = f"django_q:{setup.queue_name}:q"
+        self.key = keys.queue_key(setup.queue_name)
 
     def read(self) -> QueueReading:
         pipe = self.client.pipeline(transaction=False)

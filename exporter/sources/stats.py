@@ -11,6 +11,7 @@ import logging
 import time
 from typing import Protocol
 
+from djq_contract.keys import stat_index_key
 from exporter.djangoenv import QSetup
 from exporter.model import ClusterStat, StatsReading
 from exporter.sources import decode
@@ -57,7 +58,7 @@ class RedisStatSource:
         self.client = client
         self.setup = setup
         self.timeout = timeout
-        self.index = f"{setup.stat_prefix}:index"
+        self.index = stat_index_key(setup.stat_prefix)
         self.scan_mode_logged = False
 
     def read(self) -> StatsReading:
@@ -77,14 +78,15 @@ class RedisStatSource:
                         "with the keyspace; use rsr_tasks.broker.IndexedRedisBroker)")
             self.scan_mode_logged = True
         deadline = time.monotonic() + self.timeout
-        cursor, keys, trips = 0, [], 0
+        cursor, found, trips = 0, [], 0
+        index = self.index.encode()
         pattern = f"{self.setup.stat_prefix}:*"
         while True:
             cursor, batch = self.client.scan(cursor, match=pattern, count=SCAN_COUNT)
             trips += 1
-            keys.extend(k for k in batch if not k.endswith(b":index"))
+            found.extend(k for k in batch if k != index)
             if cursor == 0:
-                return keys, trips
+                return found, trips
             if time.monotonic() > deadline:
                 raise TimeoutError(f"SCAN for {pattern} did not finish within {self.timeout}s")
 

@@ -1,8 +1,8 @@
 """Read unique-task state (the registry and every task's heartbeat record); read-only.
 
-The keys are those rsr_tasks writes (layout in ``rsr_tasks.unique.contract``,
-the one place both sides take it from); this module reads them itself and
-never writes. Round trips are bounded whatever the number of tasks:
+The keys and records are those rsr_tasks writes (``djq_contract.keys`` and
+``djq_contract.records``, the one place both sides take them from); this
+module reads them itself and never writes. Round trips are bounded whatever the number of tasks:
 
 * Redis cache: one pipeline (``TIME`` + ``HGETALL`` of the registry) and one
   ``MGET`` of all records. Ages are computed against Redis ``TIME``, the
@@ -19,18 +19,10 @@ import json
 import time
 from dataclasses import dataclass
 
+from djq_contract import keys
+from djq_contract.records import Holder, num
 from exporter.djangoenv import QSetup
 from exporter.memo import LastRead
-
-
-@dataclass(frozen=True)
-class Holder:
-    """The run in progress, as its record says. Times are Unix seconds."""
-
-    host: str
-    pid: int
-    started: float
-    last_beat: float | None
 
 
 @dataclass(frozen=True)
@@ -58,32 +50,18 @@ class Snapshot:
     round_trips: int
 
 
-def _num(value) -> float | None:
-    if value in (None, "", b""):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def parse(name: str, meta: dict, record: dict) -> TaskState:
     """A TaskState from a registry entry and a record (either may be empty or partial)."""
-    holder = None
-    started = _num(record.get("started"))
-    if record.get("token") and started is not None:
-        holder = Holder(str(record.get("host", "")), int(_num(record.get("pid")) or 0), started,
-                        _num(record.get("beat")))
     return TaskState(
-        name=name, timeout=_num(record.get("expiry")) or _num(meta.get("expiry")) or 0.0,
-        holder=holder, last_end=_num(record.get("last_end")),
-        last_duration=_num(record.get("last_duration")),
+        name=name, timeout=num(record.get("expiry")) or num(meta.get("expiry")) or 0.0,
+        holder=Holder.of(record), last_end=num(record.get("last_end")),
+        last_duration=num(record.get("last_duration")),
         last_outcome=record.get("last_outcome") or None,
-        last_success=_num(record.get("last_success")))
+        last_success=num(record.get("last_success")))
 
 
 def _json(raw) -> dict:
@@ -106,14 +84,12 @@ def read_redis(client, prefix: str, memo: LastRead[TaskState] | None = None) -> 
     """``memo`` keeps the states parsed by the previous read: an unchanged registry entry
     and record (the same bytes) are not decoded again. Without one, every state is
     parsed (a throwaway cache)."""
-    from rsr_tasks.unique import contract
-
     pipe = client.pipeline(transaction=False)
     pipe.time()
-    pipe.hgetall(contract.registry_key(prefix))
+    pipe.hgetall(keys.registry_key(prefix))
     (secs, micros), registry = pipe.execute()
     metas = sorted((_text(k), v) for k, v in registry.items())
-    raws = client.mget([contract.state_key(prefix, n) for n, _ in metas]) if metas else []
+    raws = client.mget([keys.state_key(prefix, n) for n, _ in metas]) if metas else []
     memo = memo if memo is not None else LastRead()
     tasks = tuple(memo.get((n, meta, raw), _parse_raw)
                   for (n, meta), raw in zip(metas, raws, strict=True))
@@ -122,13 +98,11 @@ def read_redis(client, prefix: str, memo: LastRead[TaskState] | None = None) -> 
 
 
 def read_cache(cache, prefix: str, clock=time.time) -> Snapshot:
-    from rsr_tasks.unique import contract
-
-    registry = cache.get(contract.registry_key(prefix)) or {}
+    registry = cache.get(keys.registry_key(prefix)) or {}
     names = sorted(registry)
-    keys = {n: contract.state_key(prefix, n) for n in names}
-    raws = cache.get_many(list(keys.values())) if names else {}
-    tasks = tuple(parse(n, registry[n] or {}, raws.get(keys[n]) or {}) for n in names)
+    states = {n: keys.state_key(prefix, n) for n in names}
+    raws = cache.get_many(list(states.values())) if names else {}
+    tasks = tuple(parse(n, registry[n] or {}, raws.get(states[n]) or {}) for n in names)
     return Snapshot(clock(), "local", tasks, 2 if names else 1)
 
 
@@ -143,17 +117,17 @@ class UniqueTaskSource:
         self._read = None
 
     def _reader(self):
-        """The cache the workers write to: ``RSR_UNIQUE_TASKS["cache"]`` if set, else
-        django-q's cache (as rsr_tasks.unique.decorator picks it)."""
+        """The cache the workers write to, chosen by the rule they follow
+        (``djq_contract.keys.unique_location``), for the watched cluster name."""
         from django.conf import settings
         from django.core.cache import caches
 
-        from rsr_tasks.unique import contract
-        from rsr_tasks.unique.redisconn import client_for_cache
+        from djq_contract.redisconn import client_for_cache
 
-        options = getattr(settings, "RSR_UNIQUE_TASKS", {}) or {}
-        alias = options.get("cache", self.setup.cache_alias)
-        prefix = contract.prefix(self.setup.cluster_name)
+        where = keys.unique_location(getattr(settings, "Q_CLUSTER", {}) or {},
+                                     getattr(settings, "RSR_UNIQUE_TASKS", {}) or {},
+                                     self.setup.cluster_name)
+        alias, prefix = where.cache_alias, where.prefix
         client = client_for_cache(alias, self.timeout)
         if client is not None:
             memo: LastRead[TaskState] = LastRead()

@@ -23,17 +23,9 @@ from __future__ import annotations
 
 import time
 
-from rsr_tasks.unique import contract
-from rsr_tasks.unique.store import Acquire, Holder, num
-
-_HOLDER_FIELDS = ("token", "host", "pid", "started", "beat")
-
-
-def _holder(state: dict) -> Holder | None:
-    if not state.get("token"):
-        return None
-    return Holder(str(state.get("host", "")), int(num(state.get("pid")) or 0),
-                  num(state.get("started")), num(state.get("beat")))
+from djq_contract import keys
+from djq_contract.records import HOLDER_FIELDS, Holder
+from rsr_tasks.unique.store import Acquire
 
 
 class CacheUniqueStore:
@@ -43,15 +35,15 @@ class CacheUniqueStore:
         self.clock = clock
 
     def _lock(self, name: str) -> str:
-        return contract.lock_key(self.prefix, name)
+        return keys.lock_key(self.prefix, name)
 
     def _statekey(self, name: str) -> str:
-        return contract.state_key(self.prefix, name)
+        return keys.state_key(self.prefix, name)
 
     def register(self, name: str, expiry: float) -> None:
         """Read-modify-write of one dict: a process registering another name at the
         same moment can overwrite ours, so write until a read-back shows it."""
-        key = contract.registry_key(self.prefix)
+        key = keys.registry_key(self.prefix)
         for _ in range(5):
             registry = self.cache.get(key) or {}
             if registry.get(name) == {"expiry": expiry}:
@@ -65,11 +57,11 @@ class CacheUniqueStore:
         if self.cache.add(self._lock(name), token, expiry) and \
                 self.cache.get(self._lock(name)) == token:
             state = self.cache.get(self._statekey(name)) or {}
-            previous = _holder(state)
+            previous = Holder.of(state)
             state.update(token=token, host=host, pid=pid, started=now, beat=now, expiry=expiry)
             self.cache.set(self._statekey(name), state, None)
             return Acquire(True, previous, now)
-        return Acquire(False, _holder(self.cache.get(self._statekey(name)) or {}), now)
+        return Acquire(False, Holder.of(self.cache.get(self._statekey(name)) or {}), now)
 
     def extend(self, name, token, expiry) -> bool:
         if self.cache.get(self._lock(name)) != token:
@@ -93,13 +85,7 @@ class CacheUniqueStore:
                          last_outcome=outcome)
             if outcome == "success":
                 state["last_success"] = now
-            for field in _HOLDER_FIELDS:
+            for field in HOLDER_FIELDS:
                 state.pop(field, None)
             self.cache.set(self._statekey(name), state, None)
         return released
-
-    def read_all(self):
-        """Every registered task's state (exporter.sources.unique.Snapshot)."""
-        from exporter.sources.unique import read_cache
-
-        return read_cache(self.cache, self.prefix, self.clock)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from djq_contract.keys import unique_location
 from rsr_tasks.heartbeat import CacheHeartbeat, check_timing
 from rsr_tasks.unique import counters
 
@@ -73,18 +74,18 @@ def lock_held() -> bool:
 
 
 def _options() -> tuple[str, str, float]:
-    """(cache alias, cluster name, backend timeout) from settings.
+    """(cache alias, key prefix, backend timeout) from settings.
 
     ``RSR_UNIQUE_TASKS = {"cache": alias, "timeout": s}`` (default: django-q's
-    cache and 2 s; ``$RSR_UNIQUE_TASKS_TIMEOUT`` overrides the timeout)."""
+    cache and 2 s; ``$RSR_UNIQUE_TASKS_TIMEOUT`` overrides the timeout). Alias and
+    prefix follow the rule the exporter reads by (``djq_contract.keys``)."""
     from django.conf import settings
 
-    conf = getattr(settings, "Q_CLUSTER", {}) or {}
     options = getattr(settings, "RSR_UNIQUE_TASKS", {}) or {}
+    where = unique_location(getattr(settings, "Q_CLUSTER", {}) or {}, options)
     timeout = os.environ.get("RSR_UNIQUE_TASKS_TIMEOUT") or options.get("timeout",
                                                                         DEFAULT_TIMEOUT)
-    return (options.get("cache", conf.get("cache", "default")), conf.get("name", "default"),
-            float(timeout))
+    return where.cache_alias, where.prefix, float(timeout)
 
 
 @functools.lru_cache(maxsize=1)

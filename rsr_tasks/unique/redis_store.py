@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 
-from rsr_tasks.unique import contract
-from rsr_tasks.unique.store import Acquire, Holder, num
+from djq_contract import keys
+from djq_contract.records import Holder, num
+from rsr_tasks.unique.store import Acquire
 
 _NOW = "local t = redis.call('TIME')\nlocal now = tonumber(t[1]) + tonumber(t[2]) / 1000000\n"
 _LOAD = ("local raw = redis.call('get', KEYS[2])\n"
@@ -77,7 +78,7 @@ def _holder(host, pid, started, beat) -> Holder | None:
 
 
 class RedisUniqueStore:
-    """``client``: a bounded client (rsr_tasks.unique.redisconn); scripts run by EVALSHA
+    """``client``: a bounded client (djq_contract.redisconn); scripts run by EVALSHA
     (loaded on first use, and again after a Redis restart flushed the script cache)."""
 
     def __init__(self, client, prefix: str) -> None:
@@ -88,10 +89,10 @@ class RedisUniqueStore:
         self._finish = client.register_script(_FINISH)
 
     def _keys(self, name: str) -> list[str]:
-        return [contract.lock_key(self.prefix, name), contract.state_key(self.prefix, name)]
+        return [keys.lock_key(self.prefix, name), keys.state_key(self.prefix, name)]
 
     def register(self, name: str, expiry: float) -> None:
-        self.client.hset(contract.registry_key(self.prefix), name, json.dumps({"expiry": expiry}))
+        self.client.hset(keys.registry_key(self.prefix), name, json.dumps({"expiry": expiry}))
 
     def acquire(self, name, token, expiry, host, pid) -> Acquire:
         got = self._acquire(keys=self._keys(name),
@@ -104,10 +105,3 @@ class RedisUniqueStore:
 
     def finish(self, name, token, outcome) -> bool:
         return bool(self._finish(keys=self._keys(name), args=[token, outcome]))
-
-    def read_all(self):
-        """Every registered task's state (exporter.sources.unique.Snapshot), for
-        operators and tests; the exporter reads the same way."""
-        from exporter.sources.unique import read_redis
-
-        return read_redis(self.client, self.prefix)

@@ -11,9 +11,8 @@ from the Django cache that django-q uses:
 * ``CacheUniqueStore`` (any other shared Django cache, e.g. the database
   cache of the embedded default): weaker, see its docstring.
 
-Key layout and record fields: ``rsr_tasks.unique.contract``. The exporter
-reads the same keys with its own client (``exporter.sources.unique``);
-``read_all()`` here reuses that reader for operators and tests.
+Key layout and record fields: ``djq_contract.keys`` and
+``djq_contract.records``; the exporter reads the same keys with its own client.
 """
 
 from __future__ import annotations
@@ -21,17 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from rsr_tasks.unique import contract
-
-
-@dataclass(frozen=True)
-class Holder:
-    """A run that holds (or held) a lock. Times are Unix seconds on the store's clock."""
-
-    host: str
-    pid: int
-    started: float | None
-    beat: float | None = None
+from djq_contract.records import Holder
 
 
 @dataclass(frozen=True)
@@ -54,26 +43,13 @@ class UniqueStore(Protocol):
                 pid: int) -> Acquire: ...
     def extend(self, name: str, token: str, expiry: float) -> bool: ...
     def finish(self, name: str, token: str, outcome: str) -> bool: ...
-    def read_all(self): ...
 
 
-def num(value) -> float | None:
-    """A record field as a float, or None when absent or malformed."""
-    if value in (None, "", b""):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
+def build(cache_alias: str, prefix: str, timeout: float) -> UniqueStore:
+    """The store for a Django cache alias and key prefix (``djq_contract.keys``): Lua
+    scripts when the cache is Redis. ``timeout`` bounds every Redis call."""
+    from djq_contract.redisconn import client_for_cache
 
-
-def build(cache_alias: str, cluster_name: str, timeout: float) -> UniqueStore:
-    """The store for a Django cache alias: Lua scripts when the cache is Redis.
-
-    ``timeout`` bounds every Redis call (connect and read)."""
-    from rsr_tasks.unique.redisconn import client_for_cache
-
-    prefix = contract.prefix(cluster_name)
     client = client_for_cache(cache_alias, timeout)
     if client is not None:
         from rsr_tasks.unique.redis_store import RedisUniqueStore
