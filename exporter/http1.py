@@ -23,8 +23,8 @@ opinion), but not all of them: it answers a request line over the limit with
 budget (so the framing here would stay), rejects the empty line before a
 request line that RFC 9112 §2.2 asks a server to ignore, and accepts
 ``GET http://[/metrics`` and ``Host: a b``. Used as a second layer it would
-add its own cost per request, about four times this parser's (bench/http.py
-measures both).
+add its own cost to every request, more than this parser's whole cost
+(bench/http.py measures both).
 """
 
 from __future__ import annotations

@@ -32,10 +32,8 @@ never a traceback to the client.
 from __future__ import annotations
 
 import asyncio
-import base64
 import ctypes
 import gc
-import hmac
 import itertools
 import logging
 import re
@@ -44,17 +42,16 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import parse_qsl
 
 from exporter import __version__, http1
+from exporter.access import PROBE_PATHS, Access
 from exporter.app import Handler, InlineHandler, Request, Response
 from exporter.streams import PlainStream, TLSStream
 
 log = logging.getLogger("exporter.http")
 
-PROBE_PATHS = frozenset({"/healthz", "/readyz", "/livez"})
 #: Connections beyond --max-connections kept for the probe paths (one answer each).
 PROBE_RESERVE = 16
 #: Seconds a connection in the probe reserve may take to send its request.
@@ -79,42 +76,6 @@ ACCEPT_BURST_SECONDS = 10.0
 RECLAIM_PEAK = 256
 SERVER_HEADER = f"django-q-exporter/{__version__}"
 _UNSAFE_HEADER_VALUE = re.compile(r"[^\t\x20-\x7e]")
-
-
-@dataclass(frozen=True)
-class Access:
-    """Who may read which paths. Secrets are compared in constant time."""
-
-    bearer_token: str | None = None
-    basic_user: str | None = None
-    basic_password: str | None = None
-    protect_probes: bool = False
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.bearer_token or self.basic_password)
-
-    def allows(self, path: str, authorization: str | None) -> bool:
-        if not self.enabled or (path in PROBE_PATHS and not self.protect_probes):
-            return True
-        if not authorization:
-            return False
-        scheme, _, value = authorization.strip().partition(" ")
-        value = value.strip()
-        if scheme.lower() == "bearer" and self.bearer_token:
-            return hmac.compare_digest(value.encode(), self.bearer_token.encode())
-        if scheme.lower() == "basic" and self.basic_password:
-            try:
-                user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
-            except ValueError:  # not base64 (binascii.Error), not ASCII, not UTF-8
-                return False
-            user_ok = hmac.compare_digest(user.encode(), (self.basic_user or "").encode())
-            password_ok = hmac.compare_digest(password.encode(), self.basic_password.encode())
-            return user_ok and password_ok
-        return False
-
-    def challenge(self) -> str:
-        return 'Basic realm="django-q-exporter"' if self.basic_password else "Bearer"
 
 
 def _status_line(status: int) -> bytes:

@@ -70,10 +70,10 @@ def test_secret_comparisons_are_constant_time():
     """The comparisons go through hmac.compare_digest (timing-safe by construction)."""
     from unittest import mock
 
-    from exporter.server import Access
+    from exporter.access import Access
 
     access = Access(bearer_token=TOKEN, basic_user="u", basic_password=PASSWORD)
-    with mock.patch("exporter.server.hmac.compare_digest", wraps=__import__(
+    with mock.patch("exporter.access.hmac.compare_digest", wraps=__import__(
             "hmac").compare_digest) as spy:
         assert access.allows("/metrics", "Bearer " + TOKEN)
         assert not access.allows("/metrics", "Basic " + base64.b64encode(b"u:bad").decode())

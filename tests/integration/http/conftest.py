@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from exporter.access import Access
 from exporter.app import Request, Response
-from exporter.server import Access, Server
+from exporter.server import Server
 
 
 def routes() -> dict:
