@@ -116,13 +116,13 @@ def test_malformed_and_oversized_requests(server):
         (b"GET /\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         (b"GET /li\x00vez HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         (b"GET /livez HTTP/1.1\r\nHost: x\r\nNoColonHere\r\n\r\n", 400),
-        (b"BREW /livez HTTP/1.1\r\nHost: x\r\n\r\n", 501),
+        (b"BREW /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 501),
         (b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", 405),
-        (b"DELETE / HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+        (b"DELETE / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 405),
         (b"GET /livez HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc", 400),
-        (b"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", 404),
-        (b"GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", 404),
-        (b"GET /metrics/../../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", 404),
+        (b"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
+        (b"GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
+        (b"GET /metrics/../../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
     ]
     for request, expected in cases:
         reply = raw(port, request)
@@ -132,7 +132,7 @@ def test_malformed_and_oversized_requests(server):
                           if line.lower().startswith(b"content-length")))
         assert length == len(body)
         assert b"Traceback" not in reply and b"File \"" not in reply
-    allow = raw(port, b"PUT /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+    allow = raw(port, b"PUT /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert b"Allow: GET, HEAD" in allow
 
 
