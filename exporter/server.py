@@ -179,6 +179,7 @@ class Server:
         self._inflight = 0
         self._drained: asyncio.Event | None = None
         self._accept_failures = 0
+        self._accept_freed_at = float("-inf")
         self._peak = 0  # most connections open since memory was last reclaimed
         self._reclaim_pending = False
 
@@ -258,13 +259,16 @@ class Server:
         log.debug("connection: %s", context.get("exception") or context["message"])
 
     def _accept_failed(self, exc: BaseException | None) -> None:
-        """asyncio pauses accepting for a second after such a failure; closing idle
-        connections now lets the retry succeed."""
+        """asyncio pauses accepting for a second after such a failure (it reports one
+        per pending connection: hundreds at once); closing a few idle connections,
+        once per pause, lets the retry succeed."""
         self._accept_failures += 1
-        freed = 0
         now = self.loop.time()
-        while freed < 16 and self._main.evict(now, min_idle=0.0):
-            freed += 1
+        freed = 0
+        if now - self._accept_freed_at >= 1.0:
+            self._accept_freed_at = now
+            while freed < 16 and self._main.evict(now, min_idle=0.0):
+                freed += 1
         if self._accept_failures == 1:
             log.warning("accept() failed: %s (%d connections open); closed %d idle "
                         "connection(s), accepting again in 1 s", exc,
