@@ -118,6 +118,16 @@ class TLSStream(PlainStream):
             except ssl.SSLZeroReturnError:
                 return b""
 
+    def close(self) -> None:
+        """Say close_notify first (a client can tell a finished answer from a cut one)."""
+        if self._ssl is not None and not self.writer.transport.is_closing():
+            try:
+                self._ssl.unwrap()
+            except ssl.SSLError:  # SSLWantReadError: the peer's close_notify is not awaited
+                pass
+            self._flush()
+        super().close()
+
     def send(self, data: bytes) -> None:
         assert self._ssl is not None
         view = memoryview(data)
