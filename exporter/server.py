@@ -9,9 +9,11 @@ in ``exporter.streams``.
 
 Why asyncio in front of threads: an idle or slow client (keep-alive, slow
 loris, a flood of open sockets) costs a coroutine, never a thread, so probes
-keep being answered. A connection reaches a worker thread only once a whole
-request head has arrived within ``read_timeout`` (the TLS handshake
-included). Every client state is bounded:
+keep being answered; a connection that has sent nothing costs less still (a
+transport and a ``_Waiting`` protocol: no task, no stream, no TLS state). A
+connection reaches a worker thread only once a whole request head has
+arrived within ``read_timeout`` of its accept or of the previous answer (the
+TLS handshake included). Every client state is bounded:
 
 * at ``max_connections`` the connection idle longest is closed to make
   room, else one blocked writing for a second or more;
@@ -110,6 +112,43 @@ def _error(status: int, reason: str) -> bytes:
     return encode(Response(status, f"{reason}\n".encode()), False, True)
 
 
+class _Waiting(asyncio.Protocol):
+    """A connection that has sent nothing yet: its transport and this object, no task,
+    no stream, no TLS state, so a flood of silent sockets costs little. Its first bytes
+    turn it into a stream served by ``Server._serve``."""
+
+    __slots__ = ("server", "conn_id", "pool", "transport", "since")
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.conn_id = -1
+        self.pool: _Pool | None = None  # None: refused, or handed on to a stream
+        self.transport: asyncio.Transport | None = None
+        self.since = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.server._admit(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.server._begin(self, data)
+
+    def eof_received(self) -> bool:
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server._gone(self)
+
+    def close(self) -> None:
+        assert self.transport is not None
+        self.transport.close()
+
+    def abort(self) -> None:
+        assert self.transport is not None
+        self.transport.abort()
+
+
 class _Pool:
     """Connections sharing one cap, with the order in which they may be evicted."""
 
@@ -117,7 +156,7 @@ class _Pool:
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
-        self.conns: dict[int, PlainStream] = {}
+        self.conns: dict[int, PlainStream | _Waiting] = {}
         #: Waiting for a request (or its TLS handshake), oldest first: id -> since.
         self.idle: OrderedDict[int, float] = OrderedDict()
         #: Blocked writing an answer the client does not read, oldest first.
@@ -129,15 +168,27 @@ class _Pool:
     def evict(self, now: float, min_idle: float = EVICT_MIN_IDLE) -> bool:
         """Close the connection idle longest (if idle ``min_idle`` s or more), else the one
         blocked writing longest (if blocked EVICT_MIN_BLOCKED s or more)."""
-        for waiting, least, close in ((self.idle, min_idle, PlainStream.close),
-                                      (self.writing, EVICT_MIN_BLOCKED, PlainStream.abort)):
+        for waiting, least, abort in ((self.idle, min_idle, False),
+                                      (self.writing, EVICT_MIN_BLOCKED, True)):
             if waiting:
                 victim, since = next(iter(waiting.items()))
                 if now - since >= least:
                     del waiting[victim]
-                    close(self.conns.pop(victim))
+                    conn = self.conns.pop(victim)
+                    conn.abort() if abort else conn.close()
                     return True
         return False
+
+    def expire(self, now: float, deadline: float) -> None:
+        """Close the connections idle for ``deadline`` s or more, oldest first."""
+        while self.idle:
+            conn_id, since = next(iter(self.idle.items()))
+            if now - since < deadline:
+                return
+            del self.idle[conn_id]
+            conn = self.conns.get(conn_id)
+            if conn is not None:
+                conn.close()
 
     def forget(self, conn_id: int) -> None:
         self.idle.pop(conn_id, None)
@@ -211,9 +262,9 @@ class Server:
         asyncio.set_event_loop(self.loop)
         self.loop.set_exception_handler(self._loop_exception)
         try:
-            self._server = self.loop.run_until_complete(asyncio.start_server(
-                self._connection, self.host, self.requested_port,
-                limit=http1.MAX_HEAD_BYTES, backlog=512))
+            self._server = self.loop.run_until_complete(self.loop.create_server(
+                lambda: _Waiting(self), self.host, self.requested_port, backlog=512))
+            self.loop.call_soon(self._sweep)
             self._drained = asyncio.Event()
         except BaseException as exc:  # bind errors are reported by start()
             self._start_error = exc
@@ -282,21 +333,63 @@ class Server:
         self._accept_failures = 0
 
     # connections ----------------------------------------------------------------------------
-    async def _connection(self, reader: asyncio.StreamReader,
-                          writer: asyncio.StreamWriter) -> None:
-        conn_id = next(self._ids)
+    def _admit(self, waiting: _Waiting) -> None:
+        """A new connection takes a slot, evicts one, takes a probe slot, or is refused."""
+        assert waiting.transport is not None
         now = self.loop.time()
         pool = self._main
         if pool.full() and not pool.evict(now):
             pool = self._reserve
             if pool.full() and not pool.evict(now):
-                writer.write(_error(503, "too many connections"))
-                writer.close()
+                waiting.transport.write(_error(503, "too many connections"))
+                waiting.transport.close()
                 return
+        waiting.conn_id, waiting.pool, waiting.since = next(self._ids), pool, now
+        pool.conns[waiting.conn_id] = waiting
+        pool.idle[waiting.conn_id] = now
+        self._peak = max(self._peak, len(self._main.conns))
+
+    def _begin(self, waiting: _Waiting, data: bytes) -> None:
+        """First bytes: from here on the connection is a stream with a task."""
+        pool, transport = waiting.pool, waiting.transport
+        if pool is None or transport is None:
+            return  # refused: its bytes are not read
+        waiting.pool = None
+        pool.idle.pop(waiting.conn_id, None)
+        reader = asyncio.StreamReader(limit=http1.MAX_HEAD_BYTES)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        protocol.data_received(data)
+        writer = asyncio.StreamWriter(transport, protocol, reader, self.loop)
         stream = (TLSStream(reader, writer, self.ssl_context) if self.ssl_context
                   else PlainStream(reader, writer))
-        pool.conns[conn_id] = stream
-        self._peak = max(self._peak, len(self._main.conns))
+        pool.conns[waiting.conn_id] = stream
+        self.loop.create_task(self._serve(waiting.conn_id, pool, stream, waiting.since))
+
+    def _gone(self, waiting: _Waiting) -> None:
+        """Closed before sending anything (by the client, eviction or the deadline)."""
+        if waiting.pool is not None:
+            waiting.pool.forget(waiting.conn_id)
+            waiting.pool = None
+            self._closed()
+
+    def _sweep(self) -> None:
+        """Close connections that sent nothing within their read deadline (those that
+        did have a deadline of their own), twice a second."""
+        now = self.loop.time()
+        self._main.expire(now, self.read_timeout)
+        self._reserve.expire(now, min(self.read_timeout, PROBE_RESERVE_TIMEOUT))
+        self.loop.call_later(0.5, self._sweep)
+
+    def _closed(self) -> None:
+        if (self._peak >= RECLAIM_PEAK and len(self._main.conns) * 2 < self._peak
+                and not self._reclaim_pending):
+            self._reclaim_pending = True
+            self.loop.call_later(1.0, self._reclaim)
+
+    async def _serve(self, conn_id: int, pool: _Pool, stream: PlainStream,
+                     since: float) -> None:
         reserved = pool is self._reserve
         deadline = min(self.read_timeout, PROBE_RESERVE_TIMEOUT) if reserved \
             else self.read_timeout
@@ -304,9 +397,9 @@ class Server:
         answered = 0
         try:
             while True:
-                pool.idle[conn_id] = self.loop.time()
+                pool.idle[conn_id] = since
                 try:
-                    async with asyncio.timeout(deadline):
+                    async with asyncio.timeout_at(since + deadline):
                         framed = await self._read_head(stream, buf)
                 except (TimeoutError, ConnectionError, ssl.SSLError):
                     return
@@ -336,15 +429,13 @@ class Server:
                 answered += 1
                 if buf and answered % PIPELINE_BATCH == 0:
                     await asyncio.sleep(0)  # pipelined requests: let other clients in
+                since = self.loop.time()
         except Exception as exc:  # never let one connection take the server down
             log.debug("connection error: %s: %s", type(exc).__name__, exc)
         finally:
             pool.forget(conn_id)
             stream.close()
-            if (self._peak >= RECLAIM_PEAK and len(self._main.conns) * 2 < self._peak
-                    and not self._reclaim_pending):
-                self._reclaim_pending = True
-                self.loop.call_later(1.0, self._reclaim)
+            self._closed()
 
     def _reclaim(self) -> None:
         """Free the closed connections' cycles now, and hand freed heap pages back."""
