@@ -112,7 +112,7 @@ def test_3000_idle_tls_connections(make_env, procs, cert):
 def test_handshakes_count_against_the_cap_and_have_a_deadline(serve, cert):
     """Connections that have not finished (or started) their TLS handshake hold slots
     like any other: the cap holds, the longest-idle make room for a new client, and
-    one that stops mid-ClientHello is closed at the read deadline."""
+    one that sends nothing, or stops mid-ClientHello, is closed at the read deadline."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(*map(str, cert))
     server = serve(max_connections=20, read_timeout=1.0, ssl_context=context)
@@ -130,6 +130,11 @@ def test_handshakes_count_against_the_cap_and_have_a_deadline(serve, cert):
         for s in silent:
             s.close()
     wait_for(lambda: server.open_connections() == 0, 5, 0.01, what="all closed")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as silent_one:
+        t0 = time.monotonic()
+        assert silent_one.recv(1) == b""  # never sent a byte: closed at the deadline too
+        elapsed = time.monotonic() - t0
+    assert 0.9 < elapsed < 3.0, elapsed
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as partial:
         t0 = time.monotonic()
         partial.sendall(b"\x16\x03\x01\x02\x00\x01")  # a ClientHello that never ends
