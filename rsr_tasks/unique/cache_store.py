@@ -53,6 +53,9 @@ class CacheUniqueStore:
         raise RuntimeError(f"registry entry for {name!r} kept being overwritten")
 
     def acquire(self, name, token, expiry, host, pid) -> Acquire:
+        # A registry lost to a cache flush or eviction is back after one run; while the
+        # entry is there this costs one read.
+        self.register(name, expiry)
         now = self.clock()
         if self.cache.add(self._lock(name), token, expiry) and \
                 self.cache.get(self._lock(name)) == token:

@@ -24,7 +24,11 @@ _HOLDER = "tostring(s.host or ''), tostring(s.pid or ''), tostring(s.started or 
           "tostring(s.beat or '')"
 # Acquire: SET NX PX; on success the record names the new holder (a previous
 # holder that never finished is returned, for the log); else the current holder.
+# Every attempt also (re)writes the task's registry entry (KEYS[3], ARGV[6]), so a
+# registry lost to a restart, an eviction or a flush is back after one run, at no
+# extra round trip.
 _ACQUIRE = _NOW + _LOAD + """
+redis.call('hset', KEYS[3], ARGV[7], ARGV[6])
 if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local prev = {'', '', '', ''}
   if s.token then prev = {""" + _HOLDER + """} end
@@ -95,8 +99,9 @@ class RedisUniqueStore:
         self.client.hset(keys.registry_key(self.prefix), name, json.dumps({"expiry": expiry}))
 
     def acquire(self, name, token, expiry, host, pid) -> Acquire:
-        got = self._acquire(keys=self._keys(name),
-                            args=[token, max(1, int(expiry * 1000)), host, pid, expiry])
+        names = [*self._keys(name), keys.registry_key(self.prefix)]
+        got = self._acquire(keys=names, args=[token, max(1, int(expiry * 1000)), host, pid,
+                                             expiry, json.dumps({"expiry": expiry}), name])
         return Acquire(int(got[0]) == 1, _holder(*got[2:6]), float(_s(got[1])))
 
     def extend(self, name, token, expiry) -> bool:

@@ -3,9 +3,10 @@
 3 000 TCP connections to the TLS port of the real exporter that never send a
 ClientHello (what took the server from 113 to 957 MiB, resident even after
 they closed): held at a few KiB each, /livez over TLS keeps answering, and
-what they used stays put after they close and serves the next flood. Connections in the handshake count
-against the cap and have a deadline; accept() failing at the descriptor limit
-is logged once and the server recovers.
+what they used stays put after they close and serves the next flood.
+Connections in the handshake count against the cap and have a deadline;
+accept() failing at the descriptor limit is logged once and the server
+recovers.
 """
 
 from __future__ import annotations
