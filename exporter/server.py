@@ -38,18 +38,17 @@ import ctypes
 import gc
 import itertools
 import logging
-import re
 import ssl
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from http import HTTPStatus
 from urllib.parse import parse_qsl
 
-from exporter import __version__, http1
+from exporter import http1
 from exporter.access import PROBE_PATHS, Access
 from exporter.app import Handler, InlineHandler, Request, Response
+from exporter.responses import encode, error
+from exporter.slots import Slots
 from exporter.streams import PlainStream, TLSStream
 
 log = logging.getLogger("exporter.http")
@@ -58,12 +57,6 @@ log = logging.getLogger("exporter.http")
 PROBE_RESERVE = 16
 #: Seconds a connection in the probe reserve may take to send its request.
 PROBE_RESERVE_TIMEOUT = 2.0
-#: An idle connection younger than this is not evicted: its request bytes may simply
-#: not have been read yet (a burst of accepts can delay the first read).
-EVICT_MIN_IDLE = 0.05
-#: A connection blocked writing for this long may be evicted at the cap (a client
-#: reading its answer at loopback speed is never blocked that long).
-EVICT_MIN_BLOCKED = 1.0
 #: Pipelined requests answered before the connection yields the event loop to others.
 PIPELINE_BATCH = 16
 #: Answered when a client sends a known method other than GET and HEAD (405); any
@@ -76,40 +69,6 @@ ACCEPT_BURST_SECONDS = 10.0
 #: heap frozen out of the collector a full collection may not come for hours, which
 #: kept a flood's memory resident long after it ended.
 RECLAIM_PEAK = 256
-SERVER_HEADER = f"django-q-exporter/{__version__}"
-_UNSAFE_HEADER_VALUE = re.compile(r"[^\t\x20-\x7e]")
-
-
-def _status_line(status: int) -> bytes:
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
-        phrase = "Unknown"
-    return f"HTTP/1.1 {status} {phrase}\r\n".encode()
-
-
-def encode(response: Response, head_only: bool, close: bool) -> bytes:
-    """The response on the wire. Raises ValueError for a header value that could end
-    its line (CR, LF, NUL, other controls) or is not ASCII: whatever the handler
-    put there, it never becomes a header of its own."""
-    lines = [_status_line(response.status)]
-    headers = {"Server": SERVER_HEADER, "Content-Type": response.content_type,
-               "Content-Length": str(len(response.body)), "Cache-Control": "no-store"}
-    headers.update(response.headers)
-    if close:
-        headers["Connection"] = "close"
-    for name, value in headers.items():
-        if _UNSAFE_HEADER_VALUE.search(value) or _UNSAFE_HEADER_VALUE.search(name):
-            raise ValueError(f"unsafe response header {name!r}")
-        lines.append(f"{name}: {value}\r\n".encode("ascii"))
-    lines.append(b"\r\n")
-    if not head_only:
-        lines.append(response.body)
-    return b"".join(lines)
-
-
-def _error(status: int, reason: str) -> bytes:
-    return encode(Response(status, f"{reason}\n".encode()), False, True)
 
 
 class _Waiting(asyncio.Protocol):
@@ -122,7 +81,7 @@ class _Waiting(asyncio.Protocol):
     def __init__(self, server: Server) -> None:
         self.server = server
         self.conn_id = -1
-        self.pool: _Pool | None = None  # None: refused, or handed on to a stream
+        self.pool: Slots | None = None  # None: refused, or handed on to a stream
         self.transport: asyncio.Transport | None = None
         self.since = 0.0
 
@@ -147,53 +106,6 @@ class _Waiting(asyncio.Protocol):
     def abort(self) -> None:
         assert self.transport is not None
         self.transport.abort()
-
-
-class _Pool:
-    """Connections sharing one cap, with the order in which they may be evicted."""
-
-    __slots__ = ("cap", "conns", "idle", "writing")
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self.conns: dict[int, PlainStream | _Waiting] = {}
-        #: Waiting for a request (or its TLS handshake), oldest first: id -> since.
-        self.idle: OrderedDict[int, float] = OrderedDict()
-        #: Blocked writing an answer the client does not read, oldest first.
-        self.writing: OrderedDict[int, float] = OrderedDict()
-
-    def full(self) -> bool:
-        return len(self.conns) >= self.cap
-
-    def evict(self, now: float, min_idle: float = EVICT_MIN_IDLE) -> bool:
-        """Close the connection idle longest (if idle ``min_idle`` s or more), else the one
-        blocked writing longest (if blocked EVICT_MIN_BLOCKED s or more)."""
-        for waiting, least, abort in ((self.idle, min_idle, False),
-                                      (self.writing, EVICT_MIN_BLOCKED, True)):
-            if waiting:
-                victim, since = next(iter(waiting.items()))
-                if now - since >= least:
-                    del waiting[victim]
-                    conn = self.conns.pop(victim)
-                    conn.abort() if abort else conn.close()
-                    return True
-        return False
-
-    def expire(self, now: float, deadline: float) -> None:
-        """Close the connections idle for ``deadline`` s or more, oldest first."""
-        while self.idle:
-            conn_id, since = next(iter(self.idle.items()))
-            if now - since < deadline:
-                return
-            del self.idle[conn_id]
-            conn = self.conns.get(conn_id)
-            if conn is not None:
-                conn.close()
-
-    def forget(self, conn_id: int) -> None:
-        self.idle.pop(conn_id, None)
-        self.writing.pop(conn_id, None)
-        self.conns.pop(conn_id, None)
 
 
 class Server:
@@ -224,8 +136,8 @@ class Server:
         self._thread = threading.Thread(target=self._run, name="http", daemon=True)
         self._started = threading.Event()
         self._start_error: BaseException | None = None
-        self._main = _Pool(self.max_connections)
-        self._reserve = _Pool(PROBE_RESERVE)
+        self._main = Slots(self.max_connections)
+        self._reserve = Slots(PROBE_RESERVE)
         self._ids = itertools.count()
         self._inflight = 0
         self._drained: asyncio.Event | None = None
@@ -341,7 +253,7 @@ class Server:
         if pool.full() and not pool.evict(now):
             pool = self._reserve
             if pool.full() and not pool.evict(now):
-                waiting.transport.write(_error(503, "too many connections"))
+                waiting.transport.write(error(503, "too many connections"))
                 waiting.transport.close()
                 return
         waiting.conn_id, waiting.pool, waiting.since = next(self._ids), pool, now
@@ -388,7 +300,7 @@ class Server:
             self._reclaim_pending = True
             self.loop.call_later(1.0, self._reclaim)
 
-    async def _serve(self, conn_id: int, pool: _Pool, stream: PlainStream,
+    async def _serve(self, conn_id: int, pool: Slots, stream: PlainStream,
                      since: float) -> None:
         reserved = pool is self._reserve
         deadline = min(self.read_timeout, PROBE_RESERVE_TIMEOUT) if reserved \
@@ -404,7 +316,7 @@ class Server:
                 except (TimeoutError, ConnectionError, ssl.SSLError):
                     return
                 except http1.HTTPError as exc:
-                    await self._write(stream, _error(exc.status, str(exc)), conn_id, pool)
+                    await self._write(stream, error(exc.status, str(exc)), conn_id, pool)
                     return
                 finally:
                     pool.idle.pop(conn_id, None)
@@ -414,7 +326,7 @@ class Server:
                 try:
                     head = http1.parse(bytes(buf[start:end]))
                 except http1.HTTPError as exc:
-                    await self._write(stream, _error(exc.status, str(exc)), conn_id, pool)
+                    await self._write(stream, error(exc.status, str(exc)), conn_id, pool)
                     return
                 del buf[:end]
                 keep = head.keep_alive and not reserved
@@ -423,7 +335,7 @@ class Server:
                     data = encode(response, head.method == "HEAD", not keep)
                 except ValueError as exc:
                     log.error("%s: %s", head.path, exc)
-                    data, keep = _error(500, "internal error"), False
+                    data, keep = error(500, "internal error"), False
                 if not await self._write(stream, data, conn_id, pool) or not keep:
                     return
                 answered += 1
@@ -463,7 +375,7 @@ class Server:
             buf += data
 
     async def _write(self, stream: PlainStream, data: bytes, conn_id: int,
-                     pool: _Pool) -> bool:
+                     pool: Slots) -> bool:
         """False if the client is gone or did not take the answer within write_timeout
         (then it is dropped: a client that never reads must not hold a slot)."""
         try:

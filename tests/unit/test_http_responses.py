@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from exporter import exposition
 from exporter.access import Access
 from exporter.app import Response
-from exporter.server import encode
+from exporter.responses import encode
 
 PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
                      "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
