@@ -163,17 +163,10 @@ class Matrix:
         return result
 
 
-def _database(name: str, env: dict[str, str]) -> PostgresServer:
-    """A private PostgreSQL server (stopped by a row: never the shared one), migrated."""
-    server = PostgresServer(dbname=name).start()
-    migrate({**env, "DATABASE_URL": server.url})
-    return server
-
-
 @pytest.fixture(scope="module")
 def databases():
-    """The two private PostgreSQL servers, started and migrated at once (initdb and
-    migrate are most of the stack's start-up)."""
+    """Two private PostgreSQL servers (rows stop them: never the shared one), started and
+    migrated at once (initdb and migrate are most of the stack's start-up)."""
     servers: dict[str, PostgresServer] = {}
     errors: list[BaseException] = []
 
