@@ -22,7 +22,7 @@ class HealthObservation:
     local_host: str
     cluster_name: str
     local: ClusterView | None  # the local cluster's view, if tracked
-    clusters: tuple[ClusterView, ...] = ()  # every cluster tracked (for the landing page)
+    clusters: tuple[ClusterView, ...] = ()  # every cluster the probes track
     stats_error: str | None = None  # Stats could not be read
     broker_error: str | None = None  # None: the broker answered in time
     problems: tuple[str, ...] = ()  # misconfigurations found at start

@@ -36,3 +36,14 @@ def stubborn(seconds: float) -> str:
         except BaseException:  # noqa: S112 (the point of this task)
             continue
     return "outlasted"
+
+
+@unique_task("dq-page-holder", expiry=2, beat=0.5)
+def hold_until(flag: str, limit: float = 120.0) -> str:
+    """Holds the lock until ``flag`` exists in Redis (the status page test freezes
+    this holder with SIGSTOP, then lets it finish)."""
+    r = redis.Redis.from_url(os.environ["REDIS_URL"])
+    deadline = time.monotonic() + limit
+    while not r.exists(flag) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return "released"
