@@ -32,8 +32,7 @@ from tests.integration.alerts.stack import (
     Prometheus,
     render_rules,
 )
-from tests.procs import PYTHON, ROOT, RedisServer, base_env, wait_for
-from tests.test_task_metrics import enqueue, run_py
+from tests.procs import PYTHON, ROOT, RedisServer, base_env, enqueue, run_py, wait_for
 
 MARGIN = 12.0  # a loaded 2-core machine: scrape jitter, slow subprocesses
 SLEEPER = "dq-sleeper"  # tests.unique_jobs.sleeper: @unique_task, expiry 2 s, beat 0.5 s
