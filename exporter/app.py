@@ -171,13 +171,13 @@ class App:
         refresh = _refresh_seconds(request.query.get("refresh"))
         if refresh is None:
             return Response(400, REFRESH_ERROR.encode())
-        page = html.render(self.status.build(refresh))
+        page = self.status.render(html.render, refresh)
         return Response(200, page, "text/html; charset=utf-8", headers=html.HEADERS)
 
     def status_json(self, request: Request) -> Response:
         from exporter.status import jsonform
 
-        body = jsonform.render(self.status.build(0))
+        body = self.status.render(jsonform.render, 0)
         return Response(200, body, "application/json",
                         headers={"X-Content-Type-Options": "nosniff"})
 

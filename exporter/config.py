@@ -109,9 +109,9 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("log-level", "choice", "DEBUG, INFO, WARNING or ERROR (default INFO)",
             ("DEBUG", "INFO", "WARNING", "ERROR")),
     _Option("auth-token-file", "str",
-            "file holding the bearer token required for /metrics and / "
+            "file holding the bearer token required for /metrics, / and /status.json "
             "(or set DJANGO_Q_EXPORTER_AUTH_TOKEN)"),
-    _Option("basic-auth-user", "str", "user name for basic auth on /metrics and /"),
+    _Option("basic-auth-user", "str", "user name for basic auth on /metrics, / and /status.json"),
     _Option("basic-auth-password-file", "str",
             "file holding the basic-auth password (or set DJANGO_Q_EXPORTER_BASIC_AUTH_PASSWORD)"),
     _Option("auth-probes", "choice", "yes: probe paths need auth too (default no)",

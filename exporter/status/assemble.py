@@ -130,7 +130,7 @@ def functions(totals: Mapping[str, FunctionTotals],
     return rows
 
 
-def assemble(r: Readings, identity: m.Identity, refresh: int) -> m.StatusModel:
+def assemble(r: Readings, identity: m.Identity, refresh: int = 5) -> m.StatusModel:
     return m.StatusModel(
         generated_at=r.now, identity=identity, ready=r.report.ok,
         checks=tuple(m.Check(c.name, c.ok, c.reason) for c in r.report.checks),

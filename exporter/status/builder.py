@@ -6,11 +6,18 @@ within the scrape budget), folds the Stats into the page's own cluster tracker
 scrapes nor probes change what the page says), keeps a reading of the task
 counters for the next load's rates, and hands all of it to ``assemble``.
 Readiness is the probes' own observation, as ``/readyz`` answers it.
+
+Loads that arrive while a build runs, or within ``SHARE_WINDOW`` of one, share
+it (and its rendering): the page stays as fresh as the probes' own answers, and
+any number of open tabs or scripts polling ``/status.json`` cost at most a few
+builds a second, so they cannot starve the probes of the CPU.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import platform
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +30,9 @@ from exporter.status.assemble import Readings, assemble
 from exporter.status.model import Identity, StatusModel
 from exporter.status.reader import Outcome, ParallelReads
 from exporter.tracker import ClusterTracker
+
+#: Seconds a build is shared by later loads.
+SHARE_WINDOW = 0.5
 
 
 class StatusBuilder:
@@ -38,8 +48,25 @@ class StatusBuilder:
             "stats": stats.read, "queues": queue.read, "unique": unique.read,
             "schedules": schedules.read, "pod": pod_store.read, "health": observe,
         }, executor, cfg.scrape_timeout)
+        self._lock = threading.Lock()
+        self._last: tuple[float, StatusModel] | None = None  # (monotonic, model)
+        self._rendered: dict[tuple, bytes] = {}  # of the last model
 
-    def build(self, refresh: int) -> StatusModel:
+    def render(self, render: Callable[[StatusModel], bytes], refresh: int) -> bytes:
+        """The page (or JSON) of a fresh or shared build, rendered once per build."""
+        with self._lock:
+            last = self._last
+            if last is None or time.monotonic() - last[0] >= SHARE_WINDOW:
+                last = self._last = (time.monotonic(), self.build())
+                self._rendered = {}
+            key = (render, refresh)
+            body = self._rendered.get(key)
+            if body is None:
+                body = self._rendered[key] = render(dataclasses.replace(last[1],
+                                                                        refresh=refresh))
+            return body
+
+    def build(self) -> StatusModel:
         outcomes = self.reads.run()
         observed = outcomes["health"]
         report = (health.readiness(observed.value, self.cfg) if observed.error is None else
@@ -64,7 +91,7 @@ class StatusBuilder:
                             queues=outcomes["queues"], unique=outcomes["unique"],
                             schedules=outcomes["schedules"], functions=funcs, locks=locks,
                             rates=rates, rate_window=window)
-        return assemble(readings, self.identity, refresh)
+        return assemble(readings, self.identity)
 
 
 def identity(cfg: Config, setup, django_q_version: str) -> Identity:
