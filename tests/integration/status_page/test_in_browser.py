@@ -4,8 +4,8 @@ One stack for the module (a private redis-server, a qcluster with two workers,
 an exporter, one browser), shared by the tests in file order: the page shows
 the cluster up; a unique task's holder frozen with SIGSTOP turns its row stale
 within one self-refresh and back after SIGCONT; names built to inject markup
-render as text and run nothing; and with Redis gone the page still answers,
-its sections marked failed.
+render as text and run nothing; a hidden tab does not reload; and with Redis
+gone the page still answers, its sections marked failed.
 """
 
 from __future__ import annotations
@@ -202,6 +202,26 @@ def test_policy_headers_and_bad_refresh(stack):
     assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
     status, body, _ = exporter.get("/?refresh=soon")
     assert status == 400 and body.startswith("refresh must be")
+
+
+def _set_hidden(driver, hidden: bool) -> None:
+    """What the browser does when the tab goes to the background or comes back."""
+    driver.execute_script(
+        "const hidden = arguments[0];"
+        "Object.defineProperty(document, 'hidden', {configurable: true, get: () => hidden});"
+        "document.dispatchEvent(new Event('visibilitychange'));", hidden)
+
+
+def test_a_hidden_tab_does_not_reload_until_shown_again(stack):
+    driver = stack["driver"]
+    driver.get(f"{stack['exporter'].url}/?refresh={REFRESH}")
+    origin = B.page_origin(driver)
+    _set_hidden(driver, True)
+    time.sleep(2 * REFRESH + 1)  # the precondition itself: two periods in the background
+    assert B.page_origin(driver) == origin, "a hidden tab reloaded"
+    _set_hidden(driver, False)
+    P.wait_for(lambda: B.page_origin(driver) != origin, LOAD_SLACK, 0.1,
+               what="the reload once shown, the period being over")
 
 
 def test_with_redis_gone_the_page_answers_with_failed_sections(stack):
