@@ -21,7 +21,8 @@ DASHBOARD = ROOT / "grafana" / "dashboards" / "django-q.json"
 K8S = ROOT / "k8s"
 TOOLS = ROOT / "tools" / "schema-check"
 CORE_MANIFESTS = ["deployment.yaml", "service.yaml", "networkpolicy.yaml",
-                  "grafana-dashboard-configmap.yaml"]
+                  "grafana-dashboard-configmap.yaml", "cluster-exporter.yaml",
+                  "cluster-exporter-service.yaml"]
 CRD_MANIFESTS = ["servicemonitor.yaml", "prometheusrule.yaml"]
 
 
