@@ -184,3 +184,19 @@ def test_local_scope_finds_its_cluster_again_after_a_restart(stack, local_export
     stack.clusters["node-a"] = stack.qcluster("node-a")
     wait_ready(local_exporter)
     assert local_exporter.value("django_q_local_cluster_ready") == 1
+
+
+def test_local_scope_on_the_orm_broker(make_env, procs):
+    """Cache-backed Stats (ORM broker): the local scope finds its key in the cache's key
+    list once, then reads that key; ready, publishing its own cluster only."""
+    env = make_env("sqlite", Q_WORKERS="1")
+    exporter = procs.exporter(env, "--scope", "local")
+    procs.qcluster(env)
+    exporter.wait_ready_to_serve()
+    wait_ready(exporter)
+    for _ in range(8):  # later reads go through the remembered key
+        time.sleep(0.3)
+        assert exporter.get("/healthz", timeout=2)[:2] == (200, "true")
+    fams = families(exporter)
+    assert set(fams) <= catalogue.published("local")
+    assert [s.value for s in fams["django_q_local_cluster_ready"]] == [1]
