@@ -43,7 +43,6 @@ class Table:
 class Report:
     out: Path
     mode: str = "full"
-    only: tuple[str, ...] = ()  # sections run, when not all of them (named in the stem)
     tables: list[Table] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
     date: str = field(default_factory=lambda: dt.date.today().isoformat())
@@ -58,7 +57,6 @@ class Report:
         """``<date>-<arch>-<N>cpu[-mode]``: runs on one day and machine replace each
         other, other machines and modes sit beside them."""
         suffix = "" if self.mode == "full" else f"-{self.mode}"
-        suffix += "".join(f"-{name}" for name in self.only)
         return f"{self.date}-{self.machine['arch']}-{self.machine['cores']}cpu{suffix}"
 
     def table(self, title: str, header: list[str], rows: list[list[str]], note: str = "") -> None:

@@ -24,12 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import footprint, keyspace, layouts, overheads, probes, scrapes  # noqa: E402
+from bench import footprint, http, keyspace, layouts, overheads, probes, scrapes  # noqa: E402
 from bench import stack as S  # noqa: E402
 from bench.report import Report  # noqa: E402
 
 SECTIONS = {"probes": probes.run, "footprint": footprint.run, "overheads": overheads.run,
-            "scrapes": scrapes.run, "keyspace": keyspace.run, "layouts": layouts.run}
+            "scrapes": scrapes.run, "keyspace": keyspace.run, "http": http.run,
+            "layouts": layouts.run}
 
 
 @dataclass
@@ -57,7 +58,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     sections = a.only or (["scrapes"] if a.smoke else list(SECTIONS))
     mode_name = "smoke" if a.smoke else "quick" if a.quick else "full"
-    report = Report(a.out, mode_name, tuple(a.only or ()))
+    report = Report(a.out, mode_name)
     started = time.monotonic()
     with S.postgres_database(a.pg_admin_url) as db:
         ctx = Context(a.quick or a.smoke, a.smoke, db, report)
