@@ -83,7 +83,8 @@ class App:
         collectors = [ClusterCollector(self.sources.stats, tracker(), self.dq_version),
                       QueueCollector(self.sources.queue, setup.broker)]
         self.pod_store = PodStore(cfg.pod_store or default_path())
-        unique = UniqueTaskCollector(UniqueTaskSource(setup, cfg.backend_timeout))
+        unique = UniqueTaskCollector(UniqueTaskSource(setup, cfg.backend_timeout),
+                                     forget_after=setup.unique_forget_after)
         collectors.append(PodStoreCollector(self.pod_store, unique.lock_counter_baseline))
         collectors.append(unique)
         collectors.append(ScheduleCollector(ScheduleSource(), cfg.schedule_cap))

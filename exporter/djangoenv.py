@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from djq_contract import keys
+from djq_contract import forgetting, keys
 from exporter.config import Config, ConfigError
 from exporter.urls import mask_url
 
@@ -39,6 +39,7 @@ class QSetup:
     retry: float
     problems: tuple[str, ...]  # misconfigurations diagnosed at start
     stat_index: bool = False  # workers keep the Stat index (rsr_tasks IndexedRedisBroker)
+    unique_forget_after: float = forgetting.DEFAULT_FORGET_AFTER  # seconds unseen
 
     @property
     def stat_prefix(self) -> str:
@@ -160,6 +161,10 @@ def describe(settings, cfg: Config) -> QSetup:
             problems.append(f"cache {cache_alias!r} is a per-process {backend}: the "
                             "exporter cannot see Stats saved by qcluster; use a shared "
                             "cache (Redis, database, memcached)")
+    try:
+        forget_after = forgetting.forget_after(getattr(settings, "RSR_UNIQUE_TASKS", {}) or {})
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     timeout = q.get("timeout")
     return QSetup(
         cluster_name=name,
@@ -176,6 +181,7 @@ def describe(settings, cfg: Config) -> QSetup:
         retry=float(q.get("retry", 60)),
         problems=tuple(problems),
         stat_index=_uses_stat_index(q),
+        unique_forget_after=forget_after,
     )
 
 

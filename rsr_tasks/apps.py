@@ -6,6 +6,16 @@ class RsrTasksConfig(AppConfig):
     verbose_name = "RSR tasks"
 
     def ready(self) -> None:
+        from django.conf import settings
+        from django.core.exceptions import ImproperlyConfigured
+
+        from djq_contract.forgetting import forget_after
+
+        try:  # a bad setting stops every process at start, not the first run
+            forget_after(getattr(settings, "RSR_UNIQUE_TASKS", {}) or {})
+        except ValueError as exc:
+            raise ImproperlyConfigured(str(exc)) from None
+
         # Signal receivers must be connected in every process that runs tasks
         # (qcluster workers, the monitor), which all load the app registry.
         from rsr_tasks import instrumentation

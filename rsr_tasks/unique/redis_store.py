@@ -11,8 +11,6 @@ a late call from a holder that lost its lock never overwrites a successor's.
 
 from __future__ import annotations
 
-import json
-
 from djq_contract import keys
 from djq_contract.records import Holder, num
 from rsr_tasks.unique.store import Acquire
@@ -65,6 +63,47 @@ if s.token == ARGV[1] then
 end
 return released
 """
+# Register: the task's registry entry, stamped with the time it was seen.
+_REGISTER = _NOW + """
+redis.call('hset', KEYS[1], ARGV[1], cjson.encode({expiry = tonumber(ARGV[2]), seen = now}))
+"""
+# Forget: every entry not seen for ARGV[2] seconds (djq_contract.forgetting: the entry's
+# ``seen`` and the record's run times) leaves the registry with its record, unless its
+# lock is held; an entry with no time at all is stamped now. ARGV[1] is the key prefix
+# (the lock and record keys are built here as djq_contract.keys builds them: a site's
+# keys live on one server). Returns the forgotten names.
+_FORGET = _NOW + """
+local gone = {}
+local all = redis.call('hgetall', KEYS[1])
+local function decode(raw)
+  if not raw then return {} end
+  local ok, v = pcall(cjson.decode, raw)
+  if ok and type(v) == 'table' then return v end
+  return {}
+end
+for i = 1, #all, 2 do
+  local name = all[i]
+  local entry = decode(all[i + 1])
+  local state = ARGV[1] .. ':' .. name .. ':state'
+  local s = decode(redis.call('get', state))
+  local times = {entry.seen, s.started, s.beat, s.last_end}
+  local seen = nil
+  for k = 1, 4 do
+    local x = tonumber(times[k])
+    if x and (seen == nil or x > seen) then seen = x end
+  end
+  if seen == nil then
+    entry.seen = now
+    redis.call('hset', KEYS[1], name, cjson.encode(entry))
+  elseif now - seen > tonumber(ARGV[2])
+      and redis.call('exists', ARGV[1] .. ':' .. name .. ':lock') == 0 then
+    redis.call('hdel', KEYS[1], name)
+    redis.call('del', state)
+    gone[#gone + 1] = name
+  end
+end
+return gone
+"""
 
 
 def _s(value) -> str:
@@ -87,12 +126,18 @@ class RedisUniqueStore:
         self._acquire = client.register_script(_ACQUIRE)
         self._extend = client.register_script(_EXTEND)
         self._finish = client.register_script(_FINISH)
+        self._register = client.register_script(_REGISTER)
+        self._forget = client.register_script(_FORGET)
 
     def _keys(self, name: str) -> list[str]:
         return [keys.lock_key(self.prefix, name), keys.state_key(self.prefix, name)]
 
     def register(self, name: str, expiry: float) -> None:
-        self.client.hset(keys.registry_key(self.prefix), name, json.dumps({"expiry": expiry}))
+        self._register(keys=[keys.registry_key(self.prefix)], args=[name, expiry])
+
+    def forget_stale(self, period: float) -> list[str]:
+        gone = self._forget(keys=[keys.registry_key(self.prefix)], args=[self.prefix, period])
+        return [_s(n) for n in gone]
 
     def acquire(self, name, token, expiry, host, pid) -> Acquire:
         got = self._acquire(keys=self._keys(name),
