@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from djq_contract import forgetting, keys
+from djq_contract import forgetting, keys, redisconn
 from exporter.config import Config, ConfigError
 from exporter.urls import mask_url
 
@@ -39,6 +39,7 @@ class QSetup:
     retry: float
     problems: tuple[str, ...]  # misconfigurations diagnosed at start
     stat_index: bool = False  # workers keep the Stat index (rsr_tasks IndexedRedisBroker)
+    django_redis: str | None = None  # Q_CLUSTER["django_redis"]: the broker's cache alias
     unique_forget_after: float = forgetting.DEFAULT_FORGET_AFTER  # seconds unseen
 
     @property
@@ -110,9 +111,12 @@ def _broker_kind(q: dict) -> str:
 
 
 def _bound_cache_calls(caches: dict, timeout: float) -> None:
-    """Redis-backed Django caches get socket timeouts (before first use)."""
+    """Redis-backed Django caches get socket timeouts (before first use); django-redis
+    caches no retries either, and bounded sentinels."""
     for conf in caches.values():
-        if conf.get("BACKEND", "").endswith("RedisCache"):
+        if conf.get("BACKEND") == redisconn.DJANGO_REDIS_BACKEND:
+            conf["OPTIONS"] = redisconn.bounded_django_redis(conf.get("OPTIONS") or {}, timeout)
+        elif conf.get("BACKEND", "").endswith("RedisCache"):
             options = conf.setdefault("OPTIONS", {})
             options["socket_timeout"] = min(float(options.get("socket_timeout", timeout)), timeout)
             options["socket_connect_timeout"] = min(
@@ -128,6 +132,7 @@ def describe(settings, cfg: Config) -> QSetup:
     redis_url = None
     redis_kwargs = None
     orm_alias = None
+    django_redis = None
     broker = _broker_kind(q)
     if broker == "orm":
         orm_alias = q.get("orm", "default")
@@ -139,9 +144,10 @@ def describe(settings, cfg: Config) -> QSetup:
     else:
         raw = q.get("redis", {})
         if q.get("django_redis"):
-            raise ConfigError("Q_CLUSTER['django_redis'] is not supported; "
-                              "set Q_CLUSTER['redis'] to the same URL")
-        if isinstance(raw, str):
+            # django-q2 then reads the broker through django-redis and ignores "redis".
+            django_redis = str(q["django_redis"])
+            description = _django_redis_broker(getattr(settings, "CACHES", {}), django_redis)
+        elif isinstance(raw, str):
             _check_redis_url(raw)
             redis_url = raw
             description = f"redis:{mask_url(raw)}"
@@ -182,7 +188,37 @@ def describe(settings, cfg: Config) -> QSetup:
         problems=tuple(problems),
         stat_index=_uses_stat_index(q),
         unique_forget_after=forget_after,
+        django_redis=django_redis,
     )
+
+
+def _django_redis_broker(caches: dict, alias: str) -> str:
+    """The broker's description (passwords masked); a start-up error unless ``alias``
+    is a django-redis cache, the only kind django-q2 can take a connection from."""
+    conf = caches.get(alias)
+    if conf is None:
+        raise ConfigError(f"Q_CLUSTER['django_redis'] names cache {alias!r}, which is not "
+                          "in CACHES")
+    if conf.get("BACKEND") != redisconn.DJANGO_REDIS_BACKEND:
+        raise ConfigError(f"Q_CLUSTER['django_redis'] names cache {alias!r}, whose BACKEND "
+                          f"{conf.get('BACKEND')!r} is not {redisconn.DJANGO_REDIS_BACKEND!r}")
+    try:
+        import django_redis  # noqa: F401
+    except ImportError:
+        raise ConfigError("Q_CLUSTER['django_redis'] is set but django-redis is not "
+                          "installed (pip install django-redis)") from None
+    url = redisconn.django_redis_url(conf)
+    options = conf.get("OPTIONS") or {}
+    sentinels = options.get("SENTINELS")
+    if sentinels:
+        try:
+            where = ",".join(f"{host}:{port}" for host, port in sentinels)
+        except (TypeError, ValueError):
+            raise ConfigError(f"CACHES[{alias!r}]['OPTIONS']['SENTINELS']: expected a list "
+                              "of (host, port) pairs") from None
+        return f"redis:{mask_url(url)} (django-redis {alias!r}, sentinels {where})"
+    _check_redis_url(url)
+    return f"redis:{mask_url(url)} (django-redis {alias!r})"
 
 
 def _check_redis_url(url: str) -> None:

@@ -25,9 +25,15 @@ def build(setup: QSetup, cfg: Config) -> Sources:
     """Pick the source implementations that match the broker set-up ("redis" or "orm":
     ``exporter.djangoenv`` refuses any other broker at start)."""
     if setup.broker == "redis":
-        from djq_contract.redisconn import connect
+        from djq_contract.redisconn import client_for_django_redis, connect
 
-        client = connect(setup.redis_url, setup.redis_kwargs, cfg.backend_timeout)
+        if setup.django_redis:  # the connection django-q2 takes from django-redis
+            from django.conf import settings
+
+            client = client_for_django_redis(settings.CACHES[setup.django_redis],
+                                             cfg.backend_timeout)
+        else:
+            client = connect(setup.redis_url, setup.redis_kwargs, cfg.backend_timeout)
         return Sources(stats=RedisStatSource(client, setup, cfg.backend_timeout),
                        queue=RedisQueueSource(client, setup))
     return Sources(stats=CacheStatSource(setup), queue=OrmQueueSource(setup))
