@@ -4,6 +4,7 @@ TEST_Q_CACHE_BACKEND=locmem   the Q cache becomes a per-process LocMemCache
 TEST_Q_CACHE_ALIAS=name       Q_CLUSTER["cache"] names an alias (maybe missing)
 TEST_Q_BROKER_CLASS=path      Q_CLUSTER["broker_class"]
 TEST_UNIQUE_FORGET_AFTER=s    RSR_UNIQUE_TASKS["forget_after"]
+TEST_Q_DJANGO_REDIS=alias     Q_CLUSTER["django_redis"] (nothing else changed)
 TEST_DJANGO_REDIS=1           the cache is django-redis on $REDIS_URL, and the broker
                               reaches Redis through it (Q_CLUSTER["django_redis"])
 TEST_REDIS_SENTINELS=h:p,...  with TEST_REDIS_SERVICE=name: django-redis through Redis
@@ -20,6 +21,8 @@ if os.environ.get("TEST_Q_CACHE_ALIAS"):
     Q_CLUSTER = {**Q_CLUSTER, "cache": os.environ["TEST_Q_CACHE_ALIAS"]}  # noqa: F405
 if os.environ.get("TEST_Q_BROKER_CLASS"):
     Q_CLUSTER = {**Q_CLUSTER, "broker_class": os.environ["TEST_Q_BROKER_CLASS"]}  # noqa: F405
+if os.environ.get("TEST_Q_DJANGO_REDIS"):
+    Q_CLUSTER = {**Q_CLUSTER, "django_redis": os.environ["TEST_Q_DJANGO_REDIS"]}  # noqa: F405
 if os.environ.get("TEST_UNIQUE_FORGET_AFTER"):
     RSR_UNIQUE_TASKS = {"forget_after": float(os.environ["TEST_UNIQUE_FORGET_AFTER"])}
 if os.environ.get("TEST_DJANGO_REDIS") or os.environ.get("TEST_REDIS_SENTINELS"):
