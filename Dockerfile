@@ -13,9 +13,10 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY exporter ./exporter
 COPY rsr_tasks ./rsr_tasks
+# Before pip install: the package ships them too (share/django-q-exporter).
+COPY k8s/entrypoint.sh k8s/worker.sh ./k8s/
 RUN pip install ".[postgres]" "gunicorn>=21"
 COPY manage.py ./
-COPY k8s/entrypoint.sh k8s/worker.sh ./k8s/
 # Numeric, so runAsNonRoot can verify it (k8s/deployment.yaml runs as the same uid).
 USER 10001:10001
 EXPOSE 9847 8000

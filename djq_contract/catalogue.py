@@ -123,7 +123,8 @@ QUEUE_SIZE = _declare(
     "django_q_queue_size", "gauge", ("queue",), "Tasks waiting in the broker", CLUSTER_WIDE)
 QUEUE_IN_FLIGHT = _declare(
     "django_q_queue_in_flight", "gauge", ("queue",),
-    "Tasks leased to a cluster, not yet acknowledged (ORM broker only)", CLUSTER_WIDE)
+    "Tasks leased to a cluster, not yet acknowledged (ORM broker only; a failed "
+    "task stays leased unless Q_CLUSTER ack_failures or max_attempts)", CLUSTER_WIDE)
 QUEUE_OLDEST_AGE = _declare(
     "django_q_queue_oldest_task_age_seconds", "gauge", ("queue",),
     "Age of the task at the head of the queue, 0 if empty", CLUSTER_WIDE)

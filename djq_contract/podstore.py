@@ -10,14 +10,17 @@ churn, wiped at start); instead this is one SQLite file in WAL mode, keyed by
 storage is bounded by label cardinality, never by the number of processes,
 and a process exiting loses nothing it committed.
 
-Stdlib only: imported by workers and by the exporter.
+Stdlib only (Django settings are read only to find the default path):
+imported by workers and by the exporter.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import re
 import sqlite3
 import tempfile
 import threading
@@ -45,17 +48,42 @@ CREATE TABLE IF NOT EXISTS label_value (
 """
 
 
-def default_path() -> str:
-    """``$DJANGO_Q_EXPORTER_POD_STORE``, else Django's setting of that name, else /tmp."""
-    path = os.environ.get(ENV)
-    if not path:
-        try:
-            from django.conf import settings
+def default_path(cluster_name: str, settings_module: str | None,
+                 tmpdir: str | None = None) -> str:
+    """The store used when none is configured: one file per (settings module, cluster name).
 
-            path = getattr(settings, ENV, None)
-        except Exception:  # Django not configured: stdlib-only use
-            path = None
-    return path or str(Path(tempfile.gettempdir()) / "django-q-exporter" / "pod-metrics.sqlite3")
+    A single file per host made two projects, or two clusters of one project, add to
+    each other's counters. The cluster name keeps the file name readable; the hash
+    of both tells apart projects that use the same cluster name. Workers and the
+    exporter both reach this through ``path_for_django``, so they agree."""
+    digest = hashlib.sha256(f"{settings_module or ''}\n{cluster_name}".encode()).hexdigest()
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "-", cluster_name).strip("-.")[:40] or "cluster"
+    base = Path(tmpdir or tempfile.gettempdir()) / "django-q-exporter"
+    return str(base / f"pod-metrics-{readable}-{digest[:12]}.sqlite3")
+
+
+def configured_path() -> str | None:
+    """``$DJANGO_Q_EXPORTER_POD_STORE``, else Django's setting of that name, else None."""
+    path = os.environ.get(ENV)
+    if path:
+        return path
+    from django.conf import settings
+
+    return getattr(settings, ENV, None) or None
+
+
+def path_for_django(cluster_name: str | None = None) -> str:
+    """The store path of the loaded Django project: the configured one, else
+    ``default_path`` of ``cluster_name`` (default ``Q_CLUSTER["name"]``, as django-q2
+    names the cluster) and the settings module."""
+    configured = configured_path()
+    if configured:
+        return configured
+    from django.conf import settings
+
+    if cluster_name is None:
+        cluster_name = (getattr(settings, "Q_CLUSTER", None) or {}).get("name", "default")
+    return default_path(str(cluster_name), getattr(settings, "SETTINGS_MODULE", None))
 
 
 @dataclass(frozen=True)
@@ -100,7 +128,7 @@ class PodStore:
     """One connection per process (re-opened after fork), serialised by a lock."""
 
     def __init__(self, path: str | None = None, busy_timeout_ms: int = 2000) -> None:
-        self.path = path or default_path()
+        self.path = path or path_for_django()
         self.busy_timeout_ms = busy_timeout_ms
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None

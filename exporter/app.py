@@ -52,7 +52,7 @@ def django_q_version() -> str:
 
 class App:
     def __init__(self, cfg: Config, setup: QSetup, extra_collectors=()) -> None:
-        from djq_contract.podstore import PodStore, default_path
+        from djq_contract.podstore import PodStore, path_for_django
         from exporter import sources as sources_mod
         from exporter.collectors.clusters import ClusterCollector
         from exporter.collectors.pod import PodStoreCollector
@@ -82,7 +82,8 @@ class App:
         # reads: health never depends on whether or when anything scraped.
         collectors = [ClusterCollector(self.sources.stats, tracker(), self.dq_version),
                       QueueCollector(self.sources.queue, setup.broker)]
-        self.pod_store = PodStore(cfg.pod_store or default_path())
+        # The workers find the same file from the same settings (path_for_django).
+        self.pod_store = PodStore(cfg.pod_store or path_for_django(setup.cluster_name))
         unique = UniqueTaskCollector(UniqueTaskSource(setup, cfg.backend_timeout),
                                      forget_after=setup.unique_forget_after)
         collectors.append(PodStoreCollector(self.pod_store, unique.lock_counter_baseline))

@@ -93,7 +93,9 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("progress-limit", "float",
             "seconds without a finished task, with work pending, before not ready "
             "(default: task timeout + 60)"),
-    _Option("pod-store", "str", "path of the per-pod metric store written by workers"),
+    _Option("pod-store", "str", "path of the per-pod metric store written by workers (default: "
+            "the DJANGO_Q_EXPORTER_POD_STORE setting, else one file per settings module and "
+            "cluster name under $TMPDIR/django-q-exporter)"),
     _Option("schedule-cap", "int",
             "schedule label values on the delay metric; the rest read 'other' (default 200)"),
     _Option("max-connections", "int",

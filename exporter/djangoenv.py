@@ -8,7 +8,9 @@ connection is opened, so no query can hang a probe.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from dataclasses import dataclass
 
 from djq_contract import forgetting, keys, redisconn
@@ -54,19 +56,35 @@ def setup(cfg: Config) -> QSetup:
             "no Django settings: pass --django-settings or set DJANGO_SETTINGS_MODULE"
         )
     os.environ["DJANGO_SETTINGS_MODULE"] = cfg.django_settings
+    _project_from_cwd(cfg.django_settings)
     import django
     from django.conf import settings
 
     try:
         django.setup()
     except ModuleNotFoundError as exc:
-        raise ConfigError(f"Django settings {cfg.django_settings!r}: {exc}") from None
+        raise ConfigError(f"Django settings {cfg.django_settings!r}: {exc} (run from the "
+                          "project directory or put it on PYTHONPATH)") from None
     except Exception as exc:
         raise ConfigError(f"Django settings {cfg.django_settings!r} failed to load: "
                           f"{type(exc).__name__}: {exc}") from None
     _bound_database_calls(settings.DATABASES, cfg.backend_timeout)
     _bound_cache_calls(getattr(settings, "CACHES", {}), cfg.backend_timeout)
     return describe(settings, cfg)
+
+
+def _project_from_cwd(settings_module: str) -> None:
+    """``python -m exporter`` and ``manage.py`` find the project in the working directory,
+    the ``django-q-exporter`` console script would not: add the directory when the
+    settings' top package is not importable otherwise, so all three start alike."""
+    top = settings_module.split(".", 1)[0]
+    try:
+        if importlib.util.find_spec(top) is not None:
+            return
+    except (ImportError, ValueError):
+        return
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
 
 
 def _bound_database_calls(databases: dict, timeout: float) -> None:

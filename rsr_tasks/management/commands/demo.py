@@ -1,5 +1,7 @@
 """``manage.py demo``: migrate, register recurring jobs, run qcluster + probe server.
 
+Only with the demo's settings (``rsr_tasks.demo.settings`` or a module beside it).
+
 Both children get SIGTERM when the demo is interrupted; the demo exits when
 either child exits.
 """
@@ -12,7 +14,7 @@ import time
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from djq_contract.endpoints import DEFAULT_PORT
 
@@ -28,6 +30,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         from rsr_tasks.demo.jobs import register_schedules
+
+        # The command ships with the app, so it exists in every project that installs
+        # it: never write the demo's schedules into someone else's database.
+        module = getattr(settings, "SETTINGS_MODULE", None) or ""
+        if not module.startswith("rsr_tasks.demo."):
+            raise CommandError(f"the demo runs with its own settings (rsr_tasks.demo.settings), "
+                               f"not {module or 'these settings'}; in your project run "
+                               "qcluster and django_q_probettp instead")
 
         call_command("migrate", interactive=False, verbosity=0)
         for alias in settings.DATABASES:
