@@ -17,6 +17,11 @@ CONNECTIONS = (1, 16, 64)
 PROBE_CODE = ("from django_q.status import Stat; from django_q.conf import Conf; import sys; "
               "sys.exit(0 if any(s.status in (Conf.IDLE, Conf.WORKING) "
               "for s in Stat.get_all()) else 1)")
+#: The exec probe's client (``python -m exporter check``, urllib), and the same client
+#: with requests imported first: the least a requests-based client would cost.
+CHECK_CODE = ("import sys; from exporter.__main__ import main; "
+              "sys.exit(main(['check', sys.argv[1]]))")
+CHECK_WITH_REQUESTS = "import requests; " + CHECK_CODE
 
 
 def run(ctx) -> None:
@@ -34,6 +39,9 @@ def run(ctx) -> None:
         res["qinfo"] = S.time_command([PYTHON, "manage.py", "qinfo"], st.env, runs)
         res["probe"] = S.time_command([PYTHON, "manage.py", "shell", "-c", PROBE_CODE],
                                       st.env, runs)
+        url = exporter.url + "/healthz"
+        for key, code in (("check", CHECK_CODE), ("check+requests", CHECK_WITH_REQUESTS)):
+            res[key] = S.time_command([PYTHON, "-c", code, url], st.env, 3 * runs)
     report(ctx, res, runs)
 
 
@@ -92,6 +100,16 @@ def report(ctx, res: dict, runs: int) -> None:
     ctx.report.target("/healthz, one probe at a time (kubelet)", "", f"p50 {ms(h1['p50'])} ms, "
                       f"p99 {ms(h1['p99'])} ms", f"{times(probe / h1['p50'])} / "
                       f"{times(probe / h1['p99'])} faster than the manage.py probe")
+    check, with_requests = res["check"]["median"], res["check+requests"]["median"]
+    ctx.report.table(
+        "Exec probe client start (`python -m exporter check`, one probe of a healthy "
+        "/healthz)", ["client", "median ms", "min ms", "max ms"],
+        [[label, ms(res[key]["median"]), ms(res[key]["min"]), ms(res[key]["max"])]
+         for key, label in (("check", "urllib (as shipped)"),
+                            ("check+requests", "the same + `import requests`"))],
+        f"Importing requests would make every exec probe {times(with_requests / check)} as "
+        f"slow ({ms(with_requests - check)} ms more, median of {3 * runs}): the probe client "
+        "stays on the standard library.")
     ctx.report.target("peer: Django-view health check", "", f"p99 {ms(peer16['p99'])} ms at "
                       "16 connections", f"{times(peer16['p99'] / h16['p99'])} the exporter's "
                       "p99")

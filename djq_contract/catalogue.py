@@ -115,6 +115,16 @@ STATS_REJECTED = _declare(
     "Stats read but not usable in the last read: bad_signature means SECRET_KEY or "
     "cluster name differ from the workers'", PER_POD)
 
+# --- this pod's own cluster (its readiness; the series leave with the pod) -------------
+LOCAL_CLUSTER_READY = _declare(
+    "django_q_local_cluster_ready", "gauge", CLUSTER,
+    "1 if this exporter's own cluster is ready (the /readyz decision); published for the "
+    "local host only", PER_POD)
+READINESS_CHECK = _declare(
+    "django_q_readiness_check", "gauge", CLUSTER + ("check",),
+    "1 if the readiness check passes for this exporter's own cluster, 0 if it fails "
+    "(reasons: /readyz?verbose=1)", PER_POD)
+
 # --- broker and queue ------------------------------------------------------------------
 BROKER_UP = _declare(
     "django_q_broker_up", "gauge", ("broker",),

@@ -85,3 +85,16 @@ def unique_location(q_cluster: Mapping, options: Mapping | None = None,
     alias = options.get("cache") or q_cluster.get("cache") or "default"
     name = cluster_name or q_cluster.get("name") or "default"
     return UniqueLocation(str(alias), unique_prefix(str(name)))
+
+
+def queues_key(prefix: str) -> str:
+    """The sorted set of queue names of a site (``prefix``: its ``stat_prefix``), scored
+    by the last Stat or enqueue that named them; kept by the same writers as the index."""
+    return f"{prefix.rsplit(':', 1)[0]}:queues"
+
+
+def queue_name(list_key: str) -> str:
+    """The queue a Redis broker list serves (the inverse of ``queue_key``)."""
+    if list_key.startswith("django_q:") and list_key.endswith(":q"):
+        return list_key[len("django_q:"):-len(":q")]
+    return list_key

@@ -55,6 +55,7 @@ class App:
         from djq_contract.podstore import PodStore, path_for_django
         from exporter import sources as sources_mod
         from exporter.collectors.clusters import ClusterCollector
+        from exporter.collectors.local import LocalClusterCollector
         from exporter.collectors.pod import PodStoreCollector
         from exporter.collectors.queues import QueueCollector
         from exporter.collectors.runner import ScrapeRunner
@@ -78,12 +79,17 @@ class App:
         # Scrapes and probes run their backend reads here, so a hung backend
         # costs pool threads, never the HTTP threads.
         self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="collect")
-        # Scrapes and probes each keep their own tracker, written only by their own
-        # reads: health never depends on whether or when anything scraped.
-        collectors = [ClusterCollector(self.sources.stats, tracker(), self.dq_version),
-                      QueueCollector(self.sources.queue, setup.broker)]
         # The workers find the same file from the same settings (path_for_django).
         self.pod_store = PodStore(cfg.pod_store or path_for_django(setup.cluster_name))
+        self.other_names = self._diagnose_names()
+        # Scrapes and probes each keep their own tracker, written only by their own
+        # reads: health never depends on whether or when anything scraped.
+        self.prober = Prober(cfg, setup, self.sources, tracker(), self.executor,
+                             self.started, self.other_names, self.pod_store)
+        collectors = [ClusterCollector(self.sources.stats, tracker(), self.dq_version),
+                      LocalClusterCollector(self.prober.observe, cfg, setup.cluster_name),
+                      QueueCollector(self.sources.queue, setup.broker, setup.queue_name,
+                                     cfg.queue_cap)]
         unique = UniqueTaskCollector(UniqueTaskSource(setup, cfg.backend_timeout),
                                      forget_after=setup.unique_forget_after)
         collectors.append(PodStoreCollector(self.pod_store, unique.lock_counter_baseline))
@@ -93,9 +99,6 @@ class App:
         self.runner = ScrapeRunner(collectors, cfg.scrape_timeout, self.executor, self.dq_version)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.runner)
-        self.other_names = self._diagnose_names()
-        self.prober = Prober(cfg, setup, self.sources, tracker(), self.executor,
-                             self.started, self.other_names, self.pod_store)
 
     def _diagnose_names(self) -> tuple[str, ...]:
         try:
@@ -154,4 +157,5 @@ class App:
         return Response(status, b"true" if report.ok else b"false")
 
     def close(self) -> None:
+        self.sources.close()
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -42,6 +42,7 @@ class Config:
     progress_limit: float | None = None  # None: task timeout + progress_margin
     progress_margin: float = 60.0
     schedule_cap: int = 200  # schedule label values before the rest read "other"
+    queue_cap: int = 50  # queue label values before the rest read "other"
     pod_store: str | None = None
     max_connections: int = 4096
     read_timeout: float = 10.0
@@ -98,6 +99,9 @@ OPTIONS: tuple[_Option, ...] = (
             "cluster name under $TMPDIR/django-q-exporter)"),
     _Option("schedule-cap", "int",
             "schedule label values on the delay metric; the rest read 'other' (default 200)"),
+    _Option("queue-cap", "int",
+            "queue label values on the django_q_queue_* metrics; the rest read 'other' "
+            "(default 50)"),
     _Option("max-connections", "int",
             "open HTTP connections (default 4096, at most the fd limit; when full, the "
             "longest-idle one is closed)"),

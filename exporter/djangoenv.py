@@ -40,7 +40,7 @@ class QSetup:
     workers: int
     retry: float
     problems: tuple[str, ...]  # misconfigurations diagnosed at start
-    stat_index: bool = False  # workers keep the Stat index (rsr_tasks IndexedRedisBroker)
+    stat_index: bool = False  # workers keep the Stat and queue index (rsr_tasks.broker)
     django_redis: str | None = None  # Q_CLUSTER["django_redis"]: the broker's cache alias
     unique_forget_after: float = forgetting.DEFAULT_FORGET_AFTER  # seconds unseen
 
@@ -250,6 +250,13 @@ def _check_redis_url(url: str) -> None:
 
 
 def _uses_stat_index(q: dict) -> bool:
+    """Whether the workers keep the Stat index: the ``rsr_tasks`` app (loaded by every
+    worker with these settings) adds it to any Redis broker class; without the app,
+    only a broker class that mixes it in does."""
+    from django.apps import apps
+
+    if apps.is_installed("rsr_tasks"):
+        return True
     path = q.get("broker_class")
     if not path:
         return False

@@ -33,6 +33,7 @@ class HealthObservation:
     last_task_finished: float | None = None
     pending_since: float | None = None
     task_timeout: float | None = None
+    stats_read_at: float | None = None  # last read of the Stats that worked (None: none yet)
 
 
 @dataclass(frozen=True)
@@ -90,16 +91,35 @@ class BrokerCheck(Check):
 
 
 class StatFreshCheck(Check):
+    """The local cluster saved a Stat lately.
+
+    While the Stats cannot be read (broker or cache outage) the verdict is the one of
+    the last read that worked: the outage fails readiness through the ``stats`` and
+    ``broker`` checks, not by claiming the cluster died.
+    """
+
     name = "cluster_seen"
 
     def evaluate(self, obs, cfg):
         view = obs.local
+        if obs.stats_error and obs.stats_read_at is None:
+            return True, "not judged: the Stats have been unreadable since start"
         if view is not None and view.last_seen is not None:
-            age = obs.now - view.last_seen
+            if obs.stats_error:
+                # Judged as of the last read that worked: an outage of the Stats' store
+                # says nothing new about the cluster, so the verdict (and an alert built
+                # on it) neither flips to down nor resolves while the store is away.
+                age = obs.stats_read_at - view.last_seen
+                since = f" (last known: Stats unreadable for {obs.now - obs.stats_read_at:.0f}s)"
+            else:
+                age, since = obs.now - view.last_seen, ""
             if age <= cfg.stat_grace:
-                return True, f"Stat of {obs.local_host} seen {age:.1f}s ago"
+                return True, f"Stat of {obs.local_host} seen {age:.1f}s ago{since}"
             return False, (f"no Stat from {obs.local_host} for {age:.1f}s "
-                           f"(grace {cfg.stat_grace:g}s): cluster stopped or hung")
+                           f"(grace {cfg.stat_grace:g}s): cluster stopped or hung{since}")
+        if obs.stats_error:
+            return False, ("no Stat of the local cluster seen before the Stats became "
+                           "unreadable (last known)")
         waited = obs.now - obs.process_started
         hint = ""
         if obs.other_names:

@@ -50,6 +50,7 @@ class Prober:
         self.pod_store = pod_store
         self._pending_since: float | None = None
         self.sentinel = SentinelWatch()
+        self._stats_read_at: float | None = None
 
     def observe(self) -> HealthObservation:
         """The latest observation, at most ``health_cache`` old, or being refreshed.
@@ -115,11 +116,13 @@ class Prober:
 
     def _read(self) -> HealthObservation:
         stats_f = self._submit(self._stats_busy, self.sources.stats.read)
-        queue_f = self._submit(self._queue_busy, self.sources.queue.read)
+        queue_f = self._submit(self._queue_busy, self.sources.queue.read_own)
         wait([f for f in (stats_f, queue_f) if f is not None], timeout=self.cfg.health_timeout)
         stats, stats_error = _outcome(stats_f, self.cfg.health_timeout)
         queue, broker_error = _outcome(queue_f, self.cfg.health_timeout)
         now = self.clock()
+        if stats is not None:
+            self._stats_read_at = now
         views = self.tracker.update(stats.stats if stats else (), now)
         local = next((v for v in views if v.host == self.cfg.hostname
                       and v.cluster_name == self.setup.cluster_name), None)
@@ -159,6 +162,7 @@ class Prober:
             task_timeout=self.setup.task_timeout,
             last_task_finished=self._last_finished(),
             pending_since=self._pending_since,
+            stats_read_at=self._stats_read_at,
         )
 
     def _last_finished(self) -> float | None:

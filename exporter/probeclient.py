@@ -4,6 +4,12 @@ It reads the same environment as the server (and as k8s/worker.sh), so turning o
 TLS or probe auth through the environment switches the probes with it instead of
 leaving them speaking plain HTTP to an HTTPS port (every probe failing, a restart
 storm). Pure functions of ``environ``; the I/O is in ``__main__.check``.
+
+Why urllib and ssl from the standard library, not requests: an exec probe starts a
+new Python process every few seconds, and importing requests (with urllib3, idna,
+charset detection and certifi) costs more than the rest of the client's start. The
+bench measures both in one run (``scripts/bench --only probes``, "Exec probe client
+start"). The test suite, where start time does not matter, uses requests.
 """
 
 from __future__ import annotations

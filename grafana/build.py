@@ -36,7 +36,8 @@ class Layout:
         self.y += 1
 
     def panel(self, title: str, description: str, targets: list[tuple[str, str]],
-              kind: str = "timeseries", unit: str = "short", width: int = 8) -> None:
+              kind: str = "timeseries", unit: str = "short", width: int = 8,
+              no_value: str | None = None) -> None:
         if self.x + width > 24:
             self.y += 8
             self.x = 0
@@ -46,7 +47,9 @@ class Layout:
             "type": kind, "title": title, "description": description, "id": self._id(),
             "datasource": DS,
             "gridPos": {"h": 8, "w": width, "x": self.x, "y": self.y},
-            "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+            "fieldConfig": {"defaults": {"unit": unit,
+                                         **({"noValue": no_value} if no_value else {})},
+                            "overrides": []},
             "options": {},
             "targets": [{"refId": chr(65 + i), "datasource": DS, "expr": expr,
                          "legendFormat": legend, **table}
@@ -78,11 +81,20 @@ def build() -> dict:
             [(f"sum(max by (cluster_name, host) (django_q_cluster_up{{{SEL}}}))", "up")],
             kind="stat", width=4)
     L.panel("Cluster up", "1 while the host's cluster is up; 0 when stopped, stale or expected "
-            "but missing.", [(f"max by (host) (django_q_cluster_up{{{SEL}}})", "{{host}}")],
+            "but missing (cluster-wide view: a host gone in a rollout reads 0 until the "
+            "exporters' --retention passes).",
+            [(f"max by (host) (django_q_cluster_up{{{SEL}}})", "{{host}}")],
             width=10)
     L.panel("Status", "Current status of each cluster (state set: 1 = current).",
             [(f"max by (host, status) (django_q_cluster_status{{{SEL}}}) == 1",
               "{{host}} {{status}}")], kind="state-timeline", width=10)
+    L.panel("Pods ready", "Each exporter's /readyz decision for its own cluster (1 = ready); "
+            "a pod that goes away takes its line along. The paging alerts read these.",
+            [(f"min by (host) (django_q_local_cluster_ready{{{SEL}}})", "{{host}}")], width=12)
+    L.panel("Failing readiness checks", "How many pods fail each readiness check of their own "
+            "cluster (0 = none); /readyz?verbose=1 on a pod gives the reasons.",
+            [(f"sum by (check) (1 - min by (cluster_name, host, check) "
+              f"(django_q_readiness_check{{{SEL}}}))", "{{check}}")], width=12)
     L.panel("Workers", "Live worker processes per cluster.",
             [(f"max by (host) (django_q_cluster_workers{{{SEL}}})", "{{host}}")])
     L.panel("Reincarnations", "Worker processes replaced (recycled, timed out or died) per "
@@ -106,8 +118,11 @@ def build() -> dict:
     L.row("Queues")
     L.panel("Queue size", "Tasks waiting in the broker.",
             [("django_q:queue_size:max", "{{queue}}")], width=6)
-    L.panel("In flight", "Tasks leased by a cluster, not yet acknowledged (ORM broker).",
-            [("max by (queue) (django_q_queue_in_flight)", "{{queue}}")], width=6)
+    L.panel("In flight (ORM broker)", "Tasks leased by a cluster, not yet acknowledged. Only "
+            "the ORM broker leases tasks: on the Redis broker this panel stays empty (a task "
+            "leaves the queue when a cluster takes it; see the queue size and task rate).",
+            [("max by (queue) (django_q_queue_in_flight)", "{{queue}}")], width=6,
+            no_value="no leases (Redis broker)")
     L.panel("Oldest task age", "How long the task at the head of the queue has waited.",
             [("django_q:queue_oldest_task_age_seconds:max", "{{queue}}")], unit="s", width=6)
     L.panel("Broker up", "1 when the broker answered the exporter within its timeout.",

@@ -79,32 +79,60 @@ def success_expr(t: dict) -> str:
     return parts[0] if len(parts) == 1 else " or ".join(f"({part})" for part in parts)
 
 
-def alert_rules(t: dict) -> list[dict]:
-    up = "max by (cluster_name, host) (django_q_cluster_up)"
+#: The readiness checks that say whether a pod's own cluster runs at all (the others:
+#: config, stats and broker have alerts of their own; progress is DjangoQClusterStuck).
+RUNNING_CHECKS = "cluster_seen|status|workers|sentinel_process"
+
+
+def local_recording_rules() -> list[dict]:
+    """Per-pod views: published by each exporter about its own host only, so they vanish
+    with the pod (a rolling deploy leaves nothing reading 0)."""
     return [
-        _alert("DjangoQNoClusterUp", "max by (cluster_name) (django_q_cluster_up) < 1",
+        {"record": "django_q:local_cluster_running:min",
+         "expr": "min by (cluster_name, host) "
+                 f"(django_q_readiness_check{{check=~\"{RUNNING_CHECKS}\"}})"},
+        {"record": "django_q:local_config_ok:min",
+         "expr": "min by (cluster_name, host) (django_q_readiness_check{check=\"config\"})"},
+    ]
+
+
+def alert_rules(t: dict) -> list[dict]:
+    running = "django_q:local_cluster_running:min"
+    config_bad = "django_q:local_config_ok:min == 0"
+    return [
+        # Paging on the cluster level reads each pod's own verdict (the series live with
+        # the pod); the cluster-wide django_q_cluster_up only vetoes: a cluster some
+        # exporter sees up on a host without an exporter of its own is still up.
+        _alert("DjangoQNoClusterUp",
+               f"(max by (cluster_name) ({running}) == 0"
+               " unless on (cluster_name) max by (cluster_name) (django_q_cluster_up) == 1)"
+               f" unless on (cluster_name) min by (cluster_name) ({config_bad})",
                t["for_no_cluster_up"], "critical",
                "No django-q cluster {{ $labels.cluster_name }} is up",
-               "Every cluster named {{ $labels.cluster_name }} is stopped, stale or missing: "
-               "no task of that name runs anywhere.", "djangoqnoclusterup", t),
-        _alert("DjangoQClusterDown", f"{up} == 0", t["for_cluster_down"], "warning",
+               "No exporter sees its own cluster named {{ $labels.cluster_name }} running "
+               "(stopped, stale, crash-looping or never started), and none sees one "
+               "elsewhere: no task of that name runs.", "djangoqnoclusterup", t),
+        _alert("DjangoQClusterDown",
+               f"{running} == 0 unless on (cluster_name, host) ({config_bad})",
+               t["for_cluster_down"], "warning",
                "django-q cluster {{ $labels.cluster_name }} on {{ $labels.host }} is down",
-               "The cluster on {{ $labels.host }} saves no fresh Stat or reports stopping/"
-               "stopped.", "djangoqclusterdown", t),
-        _alert("DjangoQClusterNotReady",
-               "max by (cluster_name, host) "
-               "(django_q_cluster_status{status=~\"starting|stopping\"}) == 1",
-               t["for_not_ready_status"], "warning",
-               "django-q cluster on {{ $labels.host }} stuck starting or stopping",
-               "The cluster on {{ $labels.host }} has been neither idle nor working for "
-               f"{t['for_not_ready_status']}.", "djangoqclusternotready", t),
-        _alert("DjangoQWorkersLow",
-               f"max by (cluster_name, host) (django_q_cluster_workers) < {t['workers_min']} "
-               f"and on (cluster_name, host) {up} == 1",
-               t["for_workers_low"], "warning",
-               "django-q cluster on {{ $labels.host }} runs {{ $value }} workers",
-               f"Fewer than {t['workers_min']} worker processes in a running cluster.",
-               "djangoqworkerslow", t),
+               "The exporter on {{ $labels.host }} sees its own cluster stopped, stale, "
+               "stuck starting or stopping, without workers, or its sentinel gone "
+               "(/readyz?verbose=1 says which).", "djangoqclusterdown", t),
+        _alert("DjangoQClusterStuck",
+               "min by (cluster_name, host) (django_q_readiness_check{check=\"progress\"}) == 0"
+               f" unless on (cluster_name, host) {running} == 0",
+               t["for_cluster_stuck"], "critical",
+               "django-q cluster on {{ $labels.host }} has work but finishes nothing",
+               "Tasks are pending for the cluster on {{ $labels.host }} and none finished "
+               "within the progress limit while the cluster reports itself running: a hung "
+               "monitor or hung workers.", "djangoqclusterstuck", t),
+        _alert("DjangoQConfigMismatch", config_bad, t["for_config_mismatch"], "critical",
+               "django-q exporter on {{ $labels.host }} is misconfigured",
+               "The exporter rejects the clusters' Stats (SECRET_KEY or Q_CLUSTER name "
+               "differ from the workers', see django_q_exporter_stats_rejected) or found a "
+               "configuration problem at start: it cannot tell whether clusters run.",
+               "djangoqconfigmismatch", t),
         _alert("DjangoQQueueBacklogGrowing",
                f"deriv(django_q:queue_size:max[{t['backlog_window']}]) > 0 "
                f"and django_q:queue_size:max > {t['backlog_min']}",
@@ -165,11 +193,19 @@ def alert_rules(t: dict) -> list[dict]:
                t["for_exporter_down"], "warning",
                "django-q exporter {{ $labels.instance }} is down",
                "Prometheus cannot scrape the probe server.", "djangoqexporterdown", t),
+        _alert("DjangoQNoExporterUp", f"absent(up{{job=\"{t['job']}\"}} == 1)",
+               t["for_no_exporter_up"], "critical",
+               "No django-q exporter is scraped",
+               f"Prometheus has no target of job {t['job']} that it can scrape (all down, or "
+               "none left in service discovery): every other django-q alert is blind.",
+               "djangoqnoexporterup", t),
         _alert("DjangoQExporterCollectorFailing",
-               "django_q_exporter_collector_success == 0", t["for_collector_failing"],
-               "warning",
+               "django_q_exporter_collector_success == 0"
+               " unless on (instance, job) min by (instance, job) (django_q_broker_up) == 0",
+               t["for_collector_failing"], "warning",
                "Collector {{ $labels.collector }} fails on {{ $labels.instance }}",
-               "The exporter cannot read what this collector reports (see its log).",
+               "The exporter cannot read what this collector reports (see its log). Not "
+               "raised while that exporter's broker is down: DjangoQBrokerDown covers it.",
                "djangoqexportercollectorfailing", t),
     ]
 
@@ -177,7 +213,8 @@ def alert_rules(t: dict) -> list[dict]:
 def groups(t: dict) -> dict:
     # One group: rules of a group run in order, so an alert that reads a recording
     # rule sees this evaluation's value (groups run independently and could lag).
-    return {"groups": [{"name": "django-q", "rules": recording_rules() + alert_rules(t)}]}
+    return {"groups": [{"name": "django-q", "rules": recording_rules()
+                        + local_recording_rules() + alert_rules(t)}]}
 
 
 def thresholds(overrides: Path | None) -> dict:

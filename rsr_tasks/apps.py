@@ -16,6 +16,13 @@ class RsrTasksConfig(AppConfig):
         except ValueError as exc:
             raise ImproperlyConfigured(str(exc)) from None
 
+        # Every process that may save a cluster Stat or enqueue a task keeps the Stat
+        # and queue index, whatever Redis broker class the settings name, so readers
+        # never scan the keyspace.
+        from rsr_tasks import broker
+
+        broker.install()
+
         # Signal receivers must be connected in every process that runs tasks
         # (qcluster workers, the monitor), which all load the app registry.
         from rsr_tasks import instrumentation

@@ -14,11 +14,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -249,12 +248,10 @@ class Exporter(Proc):
 
     def get(self, path: str, timeout: float = 5.0,
             headers: dict[str, str] | None = None) -> tuple[int, str, dict[str, str]]:
-        req = urllib.request.Request(self.url + path, headers=headers or {})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                return resp.status, resp.read().decode(), dict(resp.headers)
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode(), dict(exc.headers)
+        """(status, body, headers) of one request on a new connection, whatever the status."""
+        resp = requests.get(self.url + path, headers=headers, timeout=timeout,
+                            allow_redirects=False)
+        return resp.status_code, resp.content.decode(), dict(resp.headers)
 
     def wait_ready_to_serve(self, timeout: float = 30) -> None:
         def answering():
@@ -365,3 +362,17 @@ class PostgresServer:
             self.stop("immediate")
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def run_py(env: dict[str, str], code: str) -> str:
+    """Run ``code`` with Django set up under ``env`` (e.g. to create rows); its stdout."""
+    done = subprocess.run([PYTHON, "-c", "import django; django.setup()\n" + code], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def enqueue(env: dict[str, str], func: str, args_list) -> None:
+    """``async_task(func, *args)`` for each args tuple, from a child process."""
+    run_py(env, "from django_q.tasks import async_task\n"
+                f"for args in {list(args_list)!r}: async_task({func!r}, *args)\n")

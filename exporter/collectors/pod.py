@@ -24,8 +24,9 @@ from djq_contract.podstore import PodStore, le_label
 from exporter.collectors import add
 from exporter.memo import LastRead
 
-#: (family, suffix, labels) of a series that reads 0 while the store has no row for it.
-Series = tuple[str, str, dict[str, str]]
+#: (family, suffix, sorted label pairs) of a series that reads 0 while the store has no
+#: row for it.
+Series = tuple[str, str, tuple[tuple[str, str], ...]]
 
 
 class PodStoreCollector:
@@ -49,13 +50,14 @@ class PodStoreCollector:
     def collect(self) -> Iterable[Metric]:
         declared, rows = self.store.read()
         families = {name: self._family(name, f) for name, f in declared.items()}
-        zeros = {(f, s, json.dumps(labels, sort_keys=True)): labels
-                 for f, s, labels in (self.baseline() if self.baseline else ())}
+        zeros = dict.fromkeys(self.baseline() if self.baseline else ())  # ordered, no values
+        zero_families = {key[0] for key in zeros}
         histograms: dict[str, dict[tuple, dict[str, float]]] = {}
         decode = self._labels.get
         for family, suffix, labels_json, value in rows:
-            zeros.pop((family, suffix, labels_json), None)
             labels = decode(labels_json, json.loads)
+            if family in zero_families:
+                zeros.pop((family, suffix, tuple(sorted(labels.items()))), None)
             if declared[family].type == "histogram":
                 series = histograms.setdefault(family, {}).setdefault(
                     tuple(sorted((k, v) for k, v in labels.items() if k != "le")), {})
@@ -64,10 +66,10 @@ class PodStoreCollector:
             else:
                 add(families[family], labels, value, suffix)
         self._labels.rotate()
-        for (family, suffix, _), labels in sorted(zeros.items()):
+        for family, suffix, pairs in zeros:
             if family not in families:
                 families[family] = Metric(family, FAMILIES[family].help, FAMILIES[family].type)
-            add(families[family], labels, 0.0, suffix)
+            add(families[family], dict(pairs), 0.0, suffix)
         for family, all_series in histograms.items():
             fam = families[family]
             les = [le_label(b) for b in declared[family].buckets or ()] + ["+Inf"]

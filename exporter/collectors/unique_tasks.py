@@ -33,6 +33,7 @@ class UniqueTaskCollector:
         self.forget_after = forget_after
         self.task_cap = catalogue.UNIQUE_TASK_CAP.size() if task_cap is None else task_cap
         self._names: tuple[str, ...] = ()  # registered task names, as of the last read
+        self._baseline: tuple[tuple[str, ...], list[Series]] = ((), [])  # (names, series)
 
     def collect(self) -> Iterable[Metric]:
         snap = self.source.read()
@@ -60,6 +61,9 @@ class UniqueTaskCollector:
         workers' label budget), for the pod-store collector to show at 0 where this
         pod's workers have not counted yet. Known from the previous read: collectors run
         side by side, so a newly registered task reads 0 from the scrape after."""
-        return [(spec.name, "_total", {"task": name})
-                for name in sorted(self._names)[: self.task_cap]
-                for spec in catalogue.LOCK_OUTCOMES.values()]
+        names = self._names
+        if self._baseline[0] != names:  # rebuilt only when the registry changed
+            self._baseline = (names, [(spec.name, "_total", (("task", name),))
+                                      for spec in catalogue.LOCK_OUTCOMES.values()
+                                      for name in sorted(names)[: self.task_cap]])
+        return self._baseline[1]

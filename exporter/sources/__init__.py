@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from djq_contract.keys import stat_index_key
 from exporter.config import Config
 from exporter.djangoenv import QSetup
+from exporter.sources.keyspace import KeyspaceDiscovery
 from exporter.sources.queue import OrmQueueSource, QueueSource, RedisQueueSource
 from exporter.sources.stats import CacheStatSource, RedisStatSource, StatSource
 
@@ -19,6 +21,11 @@ from exporter.sources.stats import CacheStatSource, RedisStatSource, StatSource
 class Sources:
     stats: StatSource
     queue: QueueSource
+    discovery: KeyspaceDiscovery | None = None  # Redis: background SCAN for unindexed keys
+
+    def close(self) -> None:
+        if self.discovery is not None:
+            self.discovery.stop()
 
 
 def build(setup: QSetup, cfg: Config) -> Sources:
@@ -34,6 +41,10 @@ def build(setup: QSetup, cfg: Config) -> Sources:
                                              cfg.backend_timeout)
         else:
             client = connect(setup.redis_url, setup.redis_kwargs, cfg.backend_timeout)
-        return Sources(stats=RedisStatSource(client, setup, cfg.backend_timeout),
-                       queue=RedisQueueSource(client, setup))
+        prefix = setup.stat_prefix
+        discovery = KeyspaceDiscovery(client, prefix, stat_index_key(prefix), setup.stat_index)
+        discovery.start()
+        return Sources(stats=RedisStatSource(client, setup, cfg.backend_timeout, cfg.hostname,
+                                             discovery),
+                       queue=RedisQueueSource(client, setup, discovery), discovery=discovery)
     return Sources(stats=CacheStatSource(setup), queue=OrmQueueSource(setup))

@@ -15,6 +15,7 @@ from djq_contract.keys import stat_index_key
 from exporter.djangoenv import QSetup
 from exporter.model import ClusterStat, StatsReading
 from exporter.sources import decode
+from exporter.sources.keyspace import SCAN_COUNT, KeyspaceDiscovery
 
 log = logging.getLogger("exporter.sources.stats")
 
@@ -22,7 +23,6 @@ log = logging.getLogger("exporter.sources.stats")
 #: covers clock skew between the writing host and this one (MGET then
 #: simply returns nothing for keys that are really gone).
 INDEX_SKEW = 60.0
-SCAN_COUNT = 1000
 
 
 class StatSource(Protocol):
@@ -49,46 +49,33 @@ def _decode_all(packs, setup: QSetup) -> tuple[list[ClusterStat], int, int]:
 class RedisStatSource:
     """Index (ZRANGEBYSCORE) + MGET: two round trips whatever the keyspace size.
 
-    Uses a time-bounded SCAN instead when the settings do not configure
-    ``rsr_tasks.broker.IndexedRedisBroker`` (stock django-q2 workers keep no
-    index); that costs O(keyspace) per read and is logged once.
+    Keys come from the index the workers keep (``rsr_tasks.broker``) and, for
+    workers without it, from ``KeyspaceDiscovery``'s last background pass: a
+    read never scans the keyspace.
     """
 
-    def __init__(self, client, setup: QSetup, timeout: float) -> None:
+    def __init__(self, client, setup: QSetup, timeout: float, local_host: str = "",
+                 discovery: KeyspaceDiscovery | None = None) -> None:
         self.client = client
         self.setup = setup
         self.timeout = timeout
+        self.local_host = local_host
+        self.discovery = discovery
         self.index = stat_index_key(setup.stat_prefix)
-        self.scan_mode_logged = False
 
     def read(self) -> StatsReading:
-        if self.setup.stat_index:
-            keys = self.client.zrangebyscore(self.index, time.time() - INDEX_SKEW, "+inf")
-            trips = 1
-        else:
-            keys, trips = self._scan()
+        indexed = self.client.zrangebyscore(self.index, time.time() - INDEX_SKEW, "+inf")
+        found = self.discovery.stat_keys() if self.discovery else ()
+        keys = list(dict.fromkeys([*indexed, *found]))
         packs = self.client.mget(keys) if keys else []
-        trips += 1 if keys else 0
         stats, bad, undecodable = _decode_all(packs, self.setup)
-        return StatsReading(tuple(stats), bad, undecodable, round_trips=trips)
-
-    def _scan(self) -> tuple[list, int]:
-        if not self.scan_mode_logged:
-            log.warning("workers keep no Stat index: reading Stats with SCAN (cost grows "
-                        "with the keyspace; use rsr_tasks.broker.IndexedRedisBroker)")
-            self.scan_mode_logged = True
-        deadline = time.monotonic() + self.timeout
-        cursor, found, trips = 0, [], 0
-        index = self.index.encode()
-        pattern = f"{self.setup.stat_prefix}:*"
-        while True:
-            cursor, batch = self.client.scan(cursor, match=pattern, count=SCAN_COUNT)
-            trips += 1
-            found.extend(k for k in batch if k != index)
-            if cursor == 0:
-                return found, trips
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"SCAN for {pattern} did not finish within {self.timeout}s")
+        if self.discovery is not None:
+            from_index = set(indexed)
+            gone = [k for k, p in zip(keys, packs, strict=True)
+                    if p is None and k not in from_index]
+            local = any(s.host == self.local_host for s in stats)
+            self.discovery.observe(local, len(indexed), gone)
+        return StatsReading(tuple(stats), bad, undecodable, round_trips=1 + (1 if keys else 0))
 
     def other_names(self, limit_calls: int = 20) -> tuple[str, ...]:
         """Cluster names with Stats in Redis other than ours (diagnosis at start)."""

@@ -92,6 +92,11 @@ class CacheUniqueStore:
         raise RuntimeError(f"{what} kept being overwritten")
 
     def acquire(self, name, token, expiry, host, pid) -> Acquire:
+        # A registry lost to a cache flush or eviction is back after one run; while the
+        # entry is there this costs one read (the record's ``started`` says it was seen).
+        entry = (self.cache.get(keys.registry_key(self.prefix)) or {}).get(name) or {}
+        if entry.get("expiry") != expiry:
+            self.register(name, expiry)
         now = self.clock()
         if self.cache.add(self._lock(name), token, expiry) and \
                 self.cache.get(self._lock(name)) == token:

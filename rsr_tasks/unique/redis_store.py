@@ -22,7 +22,11 @@ _HOLDER = "tostring(s.host or ''), tostring(s.pid or ''), tostring(s.started or 
           "tostring(s.beat or '')"
 # Acquire: SET NX PX; on success the record names the new holder (a previous
 # holder that never finished is returned, for the log); else the current holder.
+# Every attempt also (re)writes the task's registry entry (KEYS[3], field ARGV[6], seen
+# now), so a registry lost to a restart, an eviction or a flush is back after one run,
+# at no extra round trip.
 _ACQUIRE = _NOW + _LOAD + """
+redis.call('hset', KEYS[3], ARGV[6], cjson.encode({expiry = tonumber(ARGV[5]), seen = now}))
 if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local prev = {'', '', '', ''}
   if s.token then prev = {""" + _HOLDER + """} end
@@ -140,8 +144,9 @@ class RedisUniqueStore:
         return [_s(n) for n in gone]
 
     def acquire(self, name, token, expiry, host, pid) -> Acquire:
-        got = self._acquire(keys=self._keys(name),
-                            args=[token, max(1, int(expiry * 1000)), host, pid, expiry])
+        names = [*self._keys(name), keys.registry_key(self.prefix)]
+        got = self._acquire(keys=names, args=[token, max(1, int(expiry * 1000)), host, pid,
+                                             expiry, name])
         return Acquire(int(got[0]) == 1, _holder(*got[2:6]), float(_s(got[1])))
 
     def extend(self, name, token, expiry) -> bool:

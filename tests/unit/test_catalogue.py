@@ -95,7 +95,7 @@ def test_collectors_build_their_families_from_the_catalogue():
     stat = ClusterStat("rsr", "h1", "c1", "idle", (1, 2), 9, 10, 11, 12, 0, 900.0, 1000.0, 0, 0)
     clusters = ClusterCollector(Returns(StatsReading((stat,))), ClusterTracker("rsr", 5, 60),
                                 "1.0", clock=lambda: 1000.0)
-    queue = QueueCollector(Returns(QueueReading("q", 3, 1, 990.0)), "orm",
+    queue = QueueCollector(Returns((QueueReading("q", 3, 1, 990.0),)), "orm", "q",
                            clock=lambda: 1000.0)
     running = TaskState("t", 30.0, Holder("h1", 7, 990.0, 995.0), 980.0, 5.0, "success", 980.0)
     unique = UniqueTaskCollector(Returns(Snapshot(1000.0, "redis", (running,), 2)))

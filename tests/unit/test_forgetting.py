@@ -66,7 +66,7 @@ def test_collector_leaves_out_forgotten_tasks_and_their_counter_baseline():
     shown = series(collector.collect())
     assert {t for _, t in shown} == {"live", "running", "legacy"}
     assert ("django_q_unique_task_last_success_timestamp_seconds", "live") in shown
-    assert {labels["task"] for _, _, labels in collector.lock_counter_baseline()} == \
+    assert {dict(labels)["task"] for _, _, labels in collector.lock_counter_baseline()} == \
         {"live", "running", "legacy"}
     keep_all = UniqueTaskCollector(Fixed(Snapshot(now, "redis", tasks, 2)))
     assert {t for _, t in series(keep_all.collect())} == {"live", "running", "retired",

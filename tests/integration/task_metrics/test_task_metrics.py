@@ -5,19 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from tests.procs import PYTHON, ROOT, wait_for
-
-
-def run_py(env, code: str) -> str:
-    done = subprocess.run([PYTHON, "-c", "import django; django.setup()\n" + code], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def enqueue(env, func: str, args_list) -> None:
-    run_py(env, "from django_q.tasks import async_task\n"
-                f"for args in {list(args_list)!r}: async_task({func!r}, *args)\n")
+from tests.procs import PYTHON, ROOT, enqueue, run_py, wait_for
 
 
 def test_counts_durations_and_queue_wait_with_recycling(make_env, procs):

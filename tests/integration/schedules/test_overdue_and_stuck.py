@@ -7,8 +7,7 @@ import os
 import signal
 import time
 
-from tests.procs import wait_for
-from tests.test_task_metrics import enqueue, run_py
+from tests.procs import enqueue, run_py, wait_for
 
 
 def test_overdue_schedule_reads_delay_then_zero_after_run(make_env, procs):

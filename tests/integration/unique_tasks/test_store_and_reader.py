@@ -1,5 +1,6 @@
-"""Unique tasks in one process: record parsing (pure), timing checks, and the heartbeat
-against a real Redis (never resurrects a key, never outlives its run)."""
+"""Unique-task records and heartbeats against a real Redis: the reader survives garbage and
+reuses what did not change, the heartbeat never resurrects a key nor outlives its run, and
+the exporter shows registered tasks' lock counters at 0."""
 
 from __future__ import annotations
 
@@ -12,29 +13,10 @@ import pytest
 
 from djq_contract import catalogue, keys
 from djq_contract.podstore import PodStore
-from exporter.sources.unique import parse, read_redis
-from rsr_tasks.heartbeat import CacheHeartbeat, check_timing
+from exporter.sources.unique import read_redis
+from rsr_tasks.heartbeat import CacheHeartbeat
 from rsr_tasks.unique.redis_store import RedisUniqueStore
 from tests.procs import wait_for
-
-
-def test_parse_running_and_finished_records():
-    running = parse("t", {"expiry": 9}, {"token": "x", "host": "h", "pid": 7, "started": 10.5,
-                                         "beat": 12.0, "expiry": 5, "last_success": 3.0})
-    assert running.running and running.holder.pid == 7 and running.holder.beat == 12.0
-    assert running.timeout == 5 and running.last_success == 3.0
-    done = parse("t", {"expiry": 9}, {"last_end": 20.0, "last_duration": 2.5,
-                                      "last_outcome": "failure"})
-    assert not done.running and done.holder is None
-    assert done.timeout == 9, "the registry's expiry when the record has none"
-    assert (done.last_duration, done.last_outcome, done.last_success) == (2.5, "failure", None)
-
-
-def test_parse_tolerates_partial_and_malformed_records():
-    never_ran = parse("t", {"expiry": 4}, {})
-    assert not never_ran.running and never_ran.timeout == 4 and never_ran.last_end is None
-    junk = parse("t", {}, {"token": "x", "started": "soon", "pid": "?", "last_end": [1]})
-    assert not junk.running and junk.timeout == 0 and junk.last_end is None
 
 
 def test_reader_survives_garbage_values(redis_server):
@@ -70,17 +52,6 @@ def test_reader_cache_sees_every_change(redis_server):
     third = {t.name: t for t in read_redis(r, prefix, memo).tasks}
     assert third["a"].last_end == 1.0 and third["a"] is not first["a"]  # forgotten, reparsed
     assert third["b"] is second["b"]  # unchanged since the last read: reused
-
-
-def test_beat_must_be_shorter_than_expiry_at_decoration():
-    from rsr_tasks.unique import unique_task
-
-    assert check_timing(3, None) == 1
-    for beat in (0, 3, 5):
-        with pytest.raises(ValueError):
-            unique_task("bad-timing", expiry=3, beat=beat)
-    with pytest.raises(ValueError):
-        unique_task("", expiry=3)
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
+from tests.integration.unique_tasks.drivers import counter, driver, result, start_holder
 from tests.procs import PYTHON, ROOT, RedisServer
-from tests.test_unique_locks import counter, driver, result, start_holder
 
 
 def lock_key(env, name):

@@ -16,9 +16,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from djq_contract import catalogue
-from tests.procs import PYTHON, ROOT, free_port, wait_for
-from tests.test_artifacts_static import recording_names, used_metric_names
-from tests.test_task_metrics import enqueue, run_py
+from tests.integration.artifacts.test_static_checks import recording_names, used_metric_names
+from tests.procs import PYTHON, ROOT, enqueue, free_port, run_py, wait_for
 
 
 def sample_names(exporter) -> set[str]:

@@ -1,23 +1,17 @@
-"""The stuck-cluster readiness check and the schedule label cap, as pure decisions.
+"""The stuck-cluster readiness check, as pure decisions.
 
 The clock is the observation's ``now``; nothing here does I/O. The same
 behaviour is tested against a real cluster (SIGSTOPped monitor) in
-tests/test_schedules_progress.py.
+tests/integration/schedules/test_overdue_and_stuck.py.
 """
 
 from __future__ import annotations
 
-from collections import namedtuple
-
-from exporter.collectors.schedules import schedule_delays
 from exporter.config import Config
 from exporter.health import HealthObservation, ProgressCheck
 from exporter.model import ClusterStat
 from exporter.tracker import ClusterView
 
-# Same fields as exporter.sources.schedules.ScheduleRow (that module imports django_q,
-# which needs configured settings).
-ScheduleRow = namedtuple("ScheduleRow", "id name next_run")
 START = 1_000.0  # cluster start (Stat.tob)
 
 
@@ -100,32 +94,3 @@ def test_cluster_without_timeout_uses_300s_plus_margin():
     base = dict(queue=1, pending_since=now - 1_000, timeout=None)
     assert CHECK.evaluate(obs(now, finished=now - 310, **base), CFG)[0]
     assert not CHECK.evaluate(obs(now, finished=now - 311, **base), CFG)[0]
-
-
-# schedule label cap ------------------------------------------------------------------
-def rows(n, now, overdue_ids=()):
-    return [ScheduleRow(i, f"s{i}", now - 100 if i in overdue_ids else now + 60)
-            for i in range(n)]
-
-
-def test_schedule_cap_keeps_first_names_by_id_and_other_takes_worst_delay():
-    now = 50_000.0
-    delays = schedule_delays(reversed(rows(300, now, overdue_ids={7, 250})), now, cap=200)
-    assert len(delays) == 201
-    assert set(delays) == {f"s{i}" for i in range(200)} | {"other"}
-    assert delays["s7"] == 100 and delays["s8"] == 0
-    assert delays["other"] == 100  # s250 is folded into other with its delay
-
-
-def test_schedule_labels_do_not_move_when_a_schedule_becomes_due_or_runs():
-    now = 50_000.0
-    before = set(schedule_delays(rows(300, now), now, cap=10))
-    after = set(schedule_delays(rows(300, now, overdue_ids={299, 5}), now, cap=10))
-    assert before == after
-
-
-def test_unscheduled_next_run_reads_zero_and_duplicate_names_merge():
-    now = 50_000.0
-    delays = schedule_delays([ScheduleRow(1, "a", None), ScheduleRow(2, "a", now - 5),
-                              ScheduleRow(3, "other", now - 9)], now, cap=1)
-    assert delays == {"a": 5.0, "other": 9.0}
