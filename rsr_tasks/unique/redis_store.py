@@ -22,11 +22,15 @@ _HOLDER = "tostring(s.host or ''), tostring(s.pid or ''), tostring(s.started or 
           "tostring(s.beat or '')"
 # Acquire: SET NX PX; on success the record names the new holder (a previous
 # holder that never finished is returned, for the log); else the current holder.
-# Every attempt also (re)writes the task's registry entry (KEYS[3], field ARGV[6], seen
-# now), so a registry lost to a restart, an eviction or a flush is back after one run,
-# at no extra round trip.
+# Every attempt also writes the task's registry entry (KEYS[3], field ARGV[6], seen now)
+# when it is missing, so a registry lost to a restart, an eviction or a flush is back
+# after one run, at no extra round trip. Only when missing: a present entry costs one
+# lookup instead of a write replicated on every run (the record's run times already say
+# the task was seen; a worker's start rewrites the entry, with a changed expiry).
 _ACQUIRE = _NOW + _LOAD + """
-redis.call('hset', KEYS[3], ARGV[6], cjson.encode({expiry = tonumber(ARGV[5]), seen = now}))
+if redis.call('hexists', KEYS[3], ARGV[6]) == 0 then
+  redis.call('hset', KEYS[3], ARGV[6], cjson.encode({expiry = tonumber(ARGV[5]), seen = now}))
+end
 if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local prev = {'', '', '', ''}
   if s.token then prev = {""" + _HOLDER + """} end
