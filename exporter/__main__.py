@@ -55,8 +55,9 @@ def setup_logging(level: str) -> None:
 def serve(cfg: Config, stop_event: threading.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT (or ``stop_event``); returns the exit code."""
     from exporter import djangoenv, tls
+    from exporter.access import Access
     from exporter.app import App
-    from exporter.server import Access, Server
+    from exporter.server import Server
 
     t0 = time.monotonic()
     setup_logging(cfg.log_level)

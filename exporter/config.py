@@ -104,8 +104,9 @@ OPTIONS: tuple[_Option, ...] = (
             "(default 50)"),
     _Option("max-connections", "int",
             "open HTTP connections (default 4096, at most the fd limit; when full, the "
-            "longest-idle one is closed)"),
-    _Option("read-timeout", "float", "seconds a client may take to send a request (default 10)"),
+            "longest-idle one is closed; 16 more are kept for the probe paths)"),
+    _Option("read-timeout", "float",
+            "seconds a client may take to send a request, or to read an answer (default 10)"),
     _Option("log-level", "choice", "DEBUG, INFO, WARNING or ERROR (default INFO)",
             ("DEBUG", "INFO", "WARNING", "ERROR")),
     _Option("auth-token-file", "str",

@@ -13,12 +13,15 @@ from __future__ import annotations
 from math import copysign
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.utils import floatToGoString
 
 #: What ``text()`` writes. Not prometheus_client's CONTENT_TYPE_LATEST, which names
 #: text format 1.0.0 since 0.22 (and 0.0.4 before): the header must match the body.
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+#: OpenMetrics versions we write; a request for any other gets the text format.
+OPENMETRICS_VERSIONS = frozenset({"1.0.0"})
 
 _TYPES = {"counter": "counter", "gauge": "gauge", "histogram": "histogram",
           "summary": "summary", "unknown": "untyped", "untyped": "untyped",
@@ -73,9 +76,33 @@ def text(registry: CollectorRegistry) -> bytes:
     return "".join(out).encode("utf-8")
 
 
+def wants_openmetrics(accept: str | None) -> bool:
+    """True if the Accept header offers OpenMetrics in a version we write (none named
+    means 1.0.0) with a q-value above 0. Only a yes or no comes out of the request:
+    the Content-Type answered is one of two constants, never request bytes
+    (prometheus_client's choose_encoder copies the requested version into it), and a
+    malformed header is a plain no, never an error."""
+    if not accept or "openmetrics" not in accept:
+        return False
+    for media_range in accept.split(","):
+        kind, *params = media_range.split(";")
+        if kind.strip().lower() != "application/openmetrics-text":
+            continue
+        version, q = "1.0.0", "1"
+        for param in params:
+            key, _, value = param.partition("=")
+            key = key.strip().lower()
+            if key == "version":
+                version = value.strip().strip('"')
+            elif key == "q":
+                q = value.strip()
+        if version in OPENMETRICS_VERSIONS and q not in ("0", "0.", "0.0", "0.00", "0.000"):
+            return True
+    return False
+
+
 def render(registry: CollectorRegistry, accept: str | None) -> tuple[bytes, str]:
-    """Return (body, content type): OpenMetrics if accepted, else text 0.0.4."""
-    encoder, content_type = choose_encoder(accept or "")
-    if content_type.startswith("application/openmetrics-text"):
-        return encoder(registry), content_type
+    """Return (body, content type): OpenMetrics 1.0.0 if accepted, else text 0.0.4."""
+    if wants_openmetrics(accept):
+        return openmetrics.generate_latest(registry), OPENMETRICS_CONTENT_TYPE
     return text(registry), TEXT_CONTENT_TYPE

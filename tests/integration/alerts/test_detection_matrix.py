@@ -32,8 +32,7 @@ from tests.integration.alerts.stack import (
     Prometheus,
     render_rules,
 )
-from tests.procs import PYTHON, ROOT, RedisServer, base_env, wait_for
-from tests.test_task_metrics import enqueue, run_py
+from tests.procs import PYTHON, ROOT, RedisServer, base_env, enqueue, run_py, wait_for
 
 MARGIN = 12.0  # a loaded 2-core machine: scrape jitter, slow subprocesses
 SLEEPER = "dq-sleeper"  # tests.unique_jobs.sleeper: @unique_task, expiry 2 s, beat 0.5 s
@@ -421,11 +420,21 @@ def test_unique_task_registry_deleted(matrix):
 
 def test_failing_function(matrix):
     def fault():
+        # rate() sees no increase in a counter's first sample: a function that never
+        # failed before needs its failure series in Prometheus before the burst counts
+        # (its first failures are invisible to the ratio; docs/operations.md).
+        enqueue(matrix.env, "tests.task_funcs.boom", [(0,)])
+        wait_for(lambda: matrix.prom.query(
+            'django_q_tasks_failed_total{func="tests.task_funcs.boom"}'), 60, 0.5,
+            what="the failure series in Prometheus")
         enqueue(matrix.env, "tests.task_funcs.boom", [(i,) for i in range(20)])
 
+    # Acceptable: while both workers churn through the burst, a producer's unique run
+    # (expiry 2 s) can miss a heartbeat and finish without its lock (seen once).
     matrix.run_row("failing function", fault, lambda: None,
                    {matrix.key("DjangoQTaskFailureRatioHigh",
-                               func="tests.task_funcs.boom"): 2})
+                               func="tests.task_funcs.boom"): 2},
+                   {matrix.key("DjangoQUniqueTaskLockLost", task=SLEEPER)})
 
 
 def test_backlog_with_every_cluster_stopped(matrix):
@@ -519,8 +528,10 @@ def test_secret_key_mismatch_including_after_restart(matrix):
         for node in matrix.nodes.values():
             node.wait_cluster_ready()
 
+    # Both exporters restart at once: ExporterDown and NoExporterUp may be pending
+    # meanwhile (never firing: a restart takes less than their for:).
     matrix.run_row("SECRET_KEY mismatch, kept across an exporter restart", fault, recover,
-                   mismatch, exporters_down)
+                   mismatch, exporters_down | {matrix.key("DjangoQNoExporterUp")})
 
 
 #: Alerts no row of this stack can raise yet, and why.

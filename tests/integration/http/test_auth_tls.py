@@ -70,10 +70,10 @@ def test_secret_comparisons_are_constant_time():
     """The comparisons go through hmac.compare_digest (timing-safe by construction)."""
     from unittest import mock
 
-    from exporter.server import Access
+    from exporter.access import Access
 
     access = Access(bearer_token=TOKEN, basic_user="u", basic_password=PASSWORD)
-    with mock.patch("exporter.server.hmac.compare_digest", wraps=__import__(
+    with mock.patch("exporter.access.hmac.compare_digest", wraps=__import__(
             "hmac").compare_digest) as spy:
         assert access.allows("/metrics", "Bearer " + TOKEN)
         assert not access.allows("/metrics", "Basic " + base64.b64encode(b"u:bad").decode())
@@ -143,9 +143,9 @@ def test_tls_with_and_without_client_certificate(make_env, procs, pki):
     without_cert = ssl.create_default_context(cafile=str(pki / "ca.pem"))
     with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
         get(url + "/livez", context=without_cert)
-    # Plain HTTP to the TLS port gets nothing useful and the server survives.
-    with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
-        get(f"http://127.0.0.1:{exporter.port}/livez")
+    # Plain HTTP to the TLS port is told to use HTTPS (in plain text) and the server survives.
+    status, body, _ = get(f"http://127.0.0.1:{exporter.port}/livez")
+    assert status == 400 and "HTTPS" in body
     assert get(url + "/livez", context=with_cert)[0] == 200
     assert "Traceback" not in exporter.output()
 

