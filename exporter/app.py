@@ -103,7 +103,8 @@ class App:
         if scope != SCOPE_LOCAL:
             collectors.append(QueueCollector(self.sources.queue, setup.broker, setup.queue_name,
                                              cfg.queue_cap))
-            unique = UniqueTaskCollector(UniqueTaskSource(setup, cfg.backend_timeout))
+            unique = UniqueTaskCollector(UniqueTaskSource(setup, cfg.backend_timeout),
+                                         forget_after=setup.unique_forget_after)
         if self.pod_store is not None:
             # Without the cluster-wide registry read (local scope), the workers' own seeds
             # (rsr_tasks.unique.counters.seed) give this pod's registered tasks their 0.

@@ -39,9 +39,15 @@ def build(setup: QSetup, cfg: Config) -> Sources:
     full: RedisStatSource | CacheStatSource
     discovery = None
     if setup.broker == "redis":
-        from djq_contract.redisconn import connect
+        from djq_contract.redisconn import client_for_django_redis, connect
 
-        client = connect(setup.redis_url, setup.redis_kwargs, cfg.backend_timeout)
+        if setup.django_redis:  # the connection django-q2 takes from django-redis
+            from django.conf import settings
+
+            client = client_for_django_redis(settings.CACHES[setup.django_redis],
+                                             cfg.backend_timeout)
+        else:
+            client = connect(setup.redis_url, setup.redis_kwargs, cfg.backend_timeout)
         prefix = setup.stat_prefix
         discovery = KeyspaceDiscovery(client, prefix, stat_index_key(prefix), setup.stat_index,
                                       refresh=None if cfg.scope == SCOPE_LOCAL else REFRESH)
