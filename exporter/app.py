@@ -16,6 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import CollectorRegistry
 
+from djq_contract.catalogue import SCOPE_CLUSTER, SCOPE_LOCAL, published
 from exporter import exposition, health
 from exporter.config import Config
 from exporter.djangoenv import QSetup
@@ -96,32 +97,51 @@ class App:
         # Scrapes and probes run their backend reads here, so a hung backend
         # costs pool threads, never the HTTP threads.
         self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="collect")
-        # The workers find the same file from the same settings (path_for_django).
-        self.pod_store = PodStore(cfg.pod_store or path_for_django(setup.cluster_name))
+        # The workers find the same file from the same settings (path_for_django); the
+        # cluster-scope exporter runs beside no workers and reads no pod store.
+        scope = cfg.scope
+        self.pod_store = None if scope == SCOPE_CLUSTER else PodStore(
+            cfg.pod_store or path_for_django(setup.cluster_name))
         self.other_names = self._diagnose_names()
         # Scrapes and probes each keep their own tracker, written only by their own
         # reads: health never depends on whether or when anything scraped.
         self.prober = Prober(cfg, setup, self.sources, tracker(), self.executor,
                              self.started, self.other_names, self.pod_store)
-        collectors = [ClusterCollector(self.sources.stats, tracker(), self.dq_version),
-                      LocalClusterCollector(self.prober.observe, cfg, setup.cluster_name),
-                      QueueCollector(self.sources.queue, setup.broker, setup.queue_name,
-                                     cfg.queue_cap)]
+        # Which collectors run follows from the scope (local: this pod's own cluster
+        # and counters; cluster: what every pod would publish alike), so a pod in the
+        # per-pod layout never reads what it does not publish.
+        collectors: list = []
+        if scope != SCOPE_LOCAL:
+            collectors.append(ClusterCollector(self.sources.stats, tracker(), self.dq_version))
+        if scope != SCOPE_CLUSTER:
+            collectors.append(LocalClusterCollector(self.prober.observe, cfg, setup.cluster_name,
+                                                    rejected=scope == SCOPE_LOCAL))
+        unique = None
+        # Read by the collectors the scope runs, and by the status page whatever the scope.
         unique_source = UniqueTaskSource(setup, cfg.backend_timeout)
         schedule_source = ScheduleSource()
-        unique = UniqueTaskCollector(unique_source)
-        collectors.append(PodStoreCollector(self.pod_store, unique.lock_counter_baseline))
-        collectors.append(unique)
-        collectors.append(ScheduleCollector(schedule_source, cfg.schedule_cap))
+        if scope != SCOPE_LOCAL:
+            collectors.append(QueueCollector(self.sources.queue, setup.broker, setup.queue_name,
+                                             cfg.queue_cap))
+            unique = UniqueTaskCollector(unique_source, forget_after=setup.unique_forget_after)
+        if self.pod_store is not None:
+            # Without the cluster-wide registry read (local scope), the workers' own seeds
+            # (rsr_tasks.unique.counters.seed) give this pod's registered tasks their 0.
+            collectors.append(PodStoreCollector(
+                self.pod_store, unique.lock_counter_baseline if unique else None))
+        if scope != SCOPE_LOCAL:
+            collectors.append(unique)
+            collectors.append(ScheduleCollector(schedule_source, cfg.schedule_cap))
         collectors.extend(extra_collectors)
-        self.runner = ScrapeRunner(collectors, cfg.scrape_timeout, self.executor, self.dq_version)
+        self.runner = ScrapeRunner(collectors, cfg.scrape_timeout, self.executor, self.dq_version,
+                                   published(scope))
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.runner)
         # The status page reads the same sources, with its own tracker (page loads only).
         self.status = StatusBuilder(
             cfg, status_identity(cfg, setup, self.dq_version), self.prober.observe,
             self.sources.stats, self.sources.queue, unique_source, schedule_source,
-            self.pod_store, tracker(), self.executor)
+            self.pod_store, tracker(), self.executor, setup.unique_forget_after)
 
     def _diagnose_names(self) -> tuple[str, ...]:
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from djq_contract import forgetting
 from exporter.health import HealthReport
 from exporter.model import QueueReading
 from exporter.sources.schedules import ScheduleRow
@@ -35,9 +36,12 @@ class Readings:
     locks: Outcome  # task -> outcome -> count (this pod)
     rates: Mapping[str, float | None] | None = None
     rate_window: float | None = None
+    forget_after: float = forgetting.DEFAULT_FORGET_AFTER
 
 
 def _section(outcome: Outcome, build) -> m.Section:
+    if outcome.note is not None:
+        return m.Section(note=outcome.note)
     if outcome.error is not None:
         return m.Section(error=outcome.error)
     return m.Section(rows=tuple(build(outcome.value)))
@@ -85,10 +89,15 @@ def unique_state(task: TaskState, now: float) -> tuple[str, float | None]:
     return "idle", None
 
 
-def unique_tasks(snap: Snapshot, locks: Outcome) -> list[m.UniqueTask]:
-    counts = locks.value if locks.error is None else None
+def unique_tasks(snap: Snapshot, locks: Outcome,
+                 forget_after: float = forgetting.DEFAULT_FORGET_AFTER) -> list[m.UniqueTask]:
+    """Every registered task but those forgotten (not seen for ``forget_after``), as the
+    metrics leave them out."""
+    counts = locks.value if locks.error is None and locks.note is None else None
     rows = []
     for task in snap.tasks:
+        if forgetting.forgotten(task.seen, snap.now, forget_after):
+            continue
         state, beat_age = unique_state(task, snap.now)
         mine = (counts or {}).get(task.name, {})
         holder = task.holder
@@ -137,7 +146,8 @@ def assemble(r: Readings, identity: m.Identity, refresh: int = 5) -> m.StatusMod
         clusters=_section(r.clusters, lambda views: clusters(
             views, r.now, identity.host, identity.cluster_name)),
         queues=_section(r.queues, lambda rs: queues(rs, r.now)),
-        unique_tasks=_section(r.unique, lambda snap: unique_tasks(snap, r.locks)),
+        unique_tasks=_section(r.unique, lambda snap: unique_tasks(snap, r.locks,
+                                                                  r.forget_after)),
         schedules=_section(r.schedules, lambda rows: schedules(rows, r.now)),
         functions=_section(r.functions, lambda totals: functions(totals, r.rates)),
         rate_window=r.rate_window, refresh=refresh)

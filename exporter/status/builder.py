@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from djq_contract import catalogue
+from djq_contract import catalogue, forgetting
 from exporter import __version__, health
 from exporter.config import Config
 from exporter.status import functions as fn
@@ -33,21 +33,27 @@ from exporter.tracker import ClusterTracker
 
 #: Seconds a build is shared by later loads.
 SHARE_WINDOW = 0.5
+NO_POD_STORE = ("this exporter runs beside no workers (--scope cluster): each pod's own "
+                "exporter shows its functions")
 
 
 class StatusBuilder:
     def __init__(self, cfg: Config, identity: Identity, observe: Callable, stats, queue, unique,
                  schedules, pod_store, tracker: ClusterTracker, executor: ThreadPoolExecutor,
+                 forget_after: float = forgetting.DEFAULT_FORGET_AFTER,
                  clock: Callable[[], float] = time.time) -> None:
         self.cfg = cfg
         self.identity = identity
         self.tracker = tracker
         self.clock = clock
+        self.forget_after = forget_after
+        self.pod_store = pod_store  # None: an exporter beside no workers (--scope cluster)
         self.rates = fn.RateMemory()
-        self.reads = ParallelReads({
-            "stats": stats.read, "queues": queue.read, "unique": unique.read,
-            "schedules": schedules.read, "pod": pod_store.read, "health": observe,
-        }, executor, cfg.scrape_timeout)
+        reads = {"stats": stats.read, "queues": queue.read, "unique": unique.read,
+                 "schedules": schedules.read, "health": observe}
+        if pod_store is not None:
+            reads["pod"] = pod_store.read
+        self.reads = ParallelReads(reads, executor, cfg.scrape_timeout)
         self._lock = threading.Lock()
         self._last: tuple[float, StatusModel] | None = None  # (monotonic, model)
         self._rendered: dict[tuple, bytes] = {}  # of the last model
@@ -76,10 +82,10 @@ class StatusBuilder:
         stats = outcomes["stats"]
         clusters = (stats if stats.error is not None
                     else Outcome(self.tracker.update(stats.value.stats, now)))
-        pod = outcomes["pod"]
+        pod = outcomes.get("pod") or Outcome(note=NO_POD_STORE)
         funcs = locks = pod
         rates = window = None
-        if pod.error is None:
+        if pod.error is None and pod.note is None:
             declared, rows = pod.value
             duration = declared.get(catalogue.TASK_DURATION.name)
             totals = fn.function_totals(duration.buckets if duration else None, rows)
@@ -90,7 +96,7 @@ class StatusBuilder:
         readings = Readings(now=now, report=report, clusters=clusters,
                             queues=outcomes["queues"], unique=outcomes["unique"],
                             schedules=outcomes["schedules"], functions=funcs, locks=locks,
-                            rates=rates, rate_window=window)
+                            rates=rates, rate_window=window, forget_after=self.forget_after)
         return assemble(readings, self.identity)
 
 

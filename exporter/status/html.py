@@ -104,6 +104,8 @@ def _state(word: str, tone: str) -> str:
 def _table(table_id: str, head: Sequence[tuple[str, bool]], section: Section,
            row: Callable[[object], str], empty: str) -> str:
     """A section's table; ``head``: (title, numeric?) per column."""
+    if section.note is not None:
+        return f'<p class="empty" id="{table_id}-note">{e(section.note)}</p>'
     if not section.ok:
         return (f'<p class="failed" id="{table_id}-error">not read: {e(section.error)}</p>')
     if not section.rows:

@@ -28,7 +28,7 @@ def _section(section: Section) -> dict:
     if section.rows:
         names = _names(type(section.rows[0]))
         rows = [{n: getattr(row, n) for n in names} for row in section.rows]
-    return {"ok": section.ok, "error": section.error, "rows": rows}
+    return {"ok": section.ok, "error": section.error, "note": section.note, "rows": rows}
 
 
 def as_dict(model: StatusModel) -> dict:

@@ -15,10 +15,12 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Section(Generic[T]):
-    """One table's rows, or why they could not be read (``error``: rows are empty)."""
+    """One table's rows, or why they could not be read (``error``: rows are empty), or
+    why this exporter does not show them at all (``note``: not a failure)."""
 
     rows: tuple[T, ...] = ()
     error: str | None = None
+    note: str | None = None
 
     @property
     def ok(self) -> bool:

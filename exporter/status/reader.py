@@ -22,6 +22,7 @@ from exporter.errors import describe
 class Outcome:
     value: Any = None
     error: str | None = None  # None: the read worked and ``value`` holds its result
+    note: str | None = None  # not read at all, and why (this exporter has no such source)
 
 
 class ParallelReads:

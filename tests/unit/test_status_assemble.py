@@ -76,7 +76,7 @@ def test_a_failed_source_is_a_failed_section_not_old_rows():
     page = html.render(model).decode()
     assert '<p class="failed" id="unique-tasks-error">not read: TimeoutError: 1s</p>' in page
     assert jsonform.as_dict(model)["unique_tasks"] == {
-        "ok": False, "error": "TimeoutError: 1s", "rows": []}
+        "ok": False, "error": "TimeoutError: 1s", "note": None, "rows": []}
 
 
 def test_every_user_string_is_escaped_and_the_policy_hashes_match_the_page():
@@ -104,3 +104,17 @@ class _Tags(HTMLParser):
     def handle_starttag(self, tag, attrs):
         self.names.append(tag)
         self.attributes += [name for name, _ in attrs]
+
+
+def test_forgotten_tasks_are_left_out_and_an_absent_source_is_a_note_not_a_failure():
+    old = TaskState("removed", 10.0, None, 1.0, None, "success", 1.0, seen=1.0)
+    snap = Snapshot(100.0 + 14 * 86400, "redis", (old, task("kept")), 2)
+    model = assemble(readings(unique=Outcome(snap),
+                              functions=Outcome(note="no pod store here"),
+                              locks=Outcome(note="no pod store here")), IDENT)
+    assert [t.name for t in model.unique_tasks.rows] == ["kept"]
+    assert model.unique_tasks.rows[0].lost is None  # not counted here, not zero
+    assert model.functions.ok and model.functions.note == "no pod store here"
+    page = html.render(model).decode()
+    assert '<p class="empty" id="functions-note">no pod store here</p>' in page
+    assert "functions: not read" not in page
