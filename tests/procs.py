@@ -25,6 +25,18 @@ PYTHON = sys.executable
 SETTINGS = "rsr_tasks.demo.settings"
 
 
+def terminate(proc: subprocess.Popen | None, grace: float = 5) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds: a server that ignores TERM
+    must not outlive the test."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -82,13 +94,7 @@ class RedisServer:
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
 
     def client(self):
         import redis
@@ -147,13 +153,7 @@ class RedisSentinel:
                 and len(c.execute_command("SENTINEL", "sentinels", self.service)) >= sentinels)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
 
     def log(self) -> str:
         path = self.workdir / "sentinel.log"
