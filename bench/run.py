@@ -24,12 +24,22 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import footprint, http, keyspace, overheads, probes, scrapes  # noqa: E402
+from bench import (  # noqa: E402
+    footprint,
+    http,
+    keyspace,
+    layouts,
+    overheads,
+    probes,
+    scrapes,
+    statuspage,
+)
 from bench import stack as S  # noqa: E402
 from bench.report import Report  # noqa: E402
 
 SECTIONS = {"probes": probes.run, "footprint": footprint.run, "overheads": overheads.run,
-            "scrapes": scrapes.run, "keyspace": keyspace.run, "http": http.run}
+            "scrapes": scrapes.run, "keyspace": keyspace.run, "http": http.run,
+            "layouts": layouts.run, "status": statuspage.run}
 
 
 @dataclass

@@ -15,6 +15,14 @@ Scope says how N exporter replicas add up:
 * ``per_pod``: what this pod's processes counted (or the exporter's own
   state); a part of a whole, summed across pods.
 
+Which exporter publishes a family follows from its scope (``published``): in
+the per-pod layout each worker pod's exporter runs with ``--scope local`` and
+publishes the per-pod families only (its own cluster's readiness, its own
+counters), and one exporter with ``--scope cluster`` publishes the
+cluster-wide ones once; ``--scope all`` (one exporter per pod, the default
+for small deployments) publishes both. The families about the exporter
+process itself (``EXPORTER_SELF``) come from every exporter whatever its scope.
+
 Names follow Prometheus practice: prefix ``django_q_``, base units in the
 name (``_seconds``), counters declared without ``_total`` (the exposition adds
 it; ``FamilySpec.exposed`` is the name PromQL queries).
@@ -207,6 +215,26 @@ COLLECTOR_SUCCESS = _declare(
 COLLECTOR_DURATION = _declare(
     "django_q_exporter_collector_duration_seconds", "gauge", ("collector",),
     "Time the collector took in this scrape", PER_POD)
+
+
+#: Families about the exporter process itself: every exporter publishes them, whatever
+#: its scope (its build, its collectors, the Stats it could not use).
+EXPORTER_SELF = frozenset({BUILD_INFO.name, COLLECTOR_SUCCESS.name, COLLECTOR_DURATION.name,
+                           STATS_REJECTED.name})
+
+#: ``--scope`` values: which families an exporter publishes.
+SCOPE_ALL, SCOPE_LOCAL, SCOPE_CLUSTER = "all", "local", "cluster"
+SCOPES = (SCOPE_ALL, SCOPE_LOCAL, SCOPE_CLUSTER)
+
+
+def published(scope: str) -> frozenset[str]:
+    """Names of the families an exporter running with ``--scope scope`` publishes."""
+    if scope not in SCOPES:
+        raise ValueError(f"scope {scope!r} is not one of {', '.join(SCOPES)}")
+    wanted = {SCOPE_ALL: (PER_POD, CLUSTER_WIDE), SCOPE_LOCAL: (PER_POD,),
+              SCOPE_CLUSTER: (CLUSTER_WIDE,)}[scope]
+    return frozenset(name for name, spec in FAMILIES.items()
+                     if spec.scope in wanted or name in EXPORTER_SELF)
 
 
 def by_exposed_name() -> dict[str, FamilySpec]:

@@ -34,6 +34,60 @@ def bounded(options: Mapping, timeout: float) -> dict:
     return out
 
 
+#: The Django cache backend of django-redis (PyPI ``django-redis``), which also reaches
+#: Redis Sentinel (``OPTIONS["CONNECTION_FACTORY"]``).
+DJANGO_REDIS_BACKEND = "django_redis.cache.RedisCache"
+
+
+def bounded_django_redis(options: Mapping, timeout: float) -> dict:
+    """django-redis ``OPTIONS`` bounded as ``bounded`` bounds redis-py's: socket timeouts
+    of at most ``timeout`` for the servers and, with Sentinel, for the sentinels too; no
+    retries, no health checks."""
+    out = dict(options)
+    for key in ("SOCKET_TIMEOUT", "SOCKET_CONNECT_TIMEOUT"):
+        given = out.get(key)
+        out[key] = timeout if not given else min(float(given), timeout)
+    pool = bounded(out.get("CONNECTION_POOL_KWARGS") or {}, timeout)
+    for key in ("socket_timeout", "socket_connect_timeout"):
+        if key not in (out.get("CONNECTION_POOL_KWARGS") or {}):
+            pool.pop(key)  # these would override the (maybe smaller) SOCKET_* given above
+    out["CONNECTION_POOL_KWARGS"] = pool
+    if out.get("SENTINELS"):
+        # redis-py gives the sentinels only socket_* keywords when SENTINEL_KWARGS is unset
+        # (copied from the bounded connection keywords); given ones are bounded here.
+        given = out.get("SENTINEL_KWARGS")
+        out["SENTINEL_KWARGS"] = bounded(given or {"socket_timeout": timeout}, timeout)
+    return out
+
+
+def django_redis_url(conf: Mapping) -> str:
+    """The primary (write) server of a django-redis cache: the first of ``LOCATION``
+    (a Sentinel URL names the service: ``redis://service/0``)."""
+    location = conf.get("LOCATION") or ""
+    if isinstance(location, list | tuple):
+        return str(location[0]).strip()
+    return str(location).split(",")[0].strip()
+
+
+def client_for_django_redis(conf: Mapping, timeout: float):
+    """A bounded client for a django-redis cache (``settings.CACHES[alias]``), built by
+    the cache's own connection factory, so it reaches the server Django and django-q2
+    reach: the same URL, credentials, pool class and, with Sentinel, the current primary
+    as the sentinels name it (re-asked after a connection error, i.e. after a failover).
+    Its pool is our own, not the process-wide one django-redis caches per URL."""
+    from django_redis.pool import get_connection_factory
+
+    factory = get_connection_factory(options=bounded_django_redis(conf.get("OPTIONS") or {},
+                                                                  timeout))
+    pool = factory.get_connection_pool(factory.make_connection_params(django_redis_url(conf)))
+    client_cls = getattr(factory, "redis_client_cls", None)
+    if client_cls is None:
+        import redis
+
+        client_cls = redis.Redis
+    return client_cls(connection_pool=pool, **getattr(factory, "redis_client_cls_kwargs", {}))
+
+
 def connect(url: str | None, options: Mapping | None, timeout: float):
     """A client for a Redis URL, or (no URL) for redis-py keyword arguments such as
     django-q2's ``Q_CLUSTER["redis"]`` dict."""
@@ -51,8 +105,9 @@ def client_for_cache(alias: str, timeout: float):
     client is built as Django builds the cache's write pool: Django's ``RedisCache``
     gives its own server list and pool options (private attributes, stable since
     Django 4.0: the first LOCATION, the same database, credentials, TLS, parser).
-    Other Redis cache backends (django-redis and the like): the first URL of
-    ``LOCATION`` and any ``socket_*`` OPTIONS.
+    django-redis: its own connection factory (``client_for_django_redis``, Sentinel
+    included). Other Redis cache backends: the first URL of ``LOCATION`` and any
+    ``socket_*`` OPTIONS.
     """
     import redis
     from django.conf import settings
@@ -66,10 +121,11 @@ def client_for_cache(alias: str, timeout: float):
                                              **bounded(client._pool_options, timeout))
         return redis.Redis(connection_pool=pool)
     conf = settings.CACHES[alias]
+    if conf.get("BACKEND") == DJANGO_REDIS_BACKEND:
+        return client_for_django_redis(conf, timeout)
     if not conf.get("BACKEND", "").endswith("RedisCache"):
         return None
-    location = conf["LOCATION"]
-    url = location[0] if isinstance(location, list | tuple) else location.split(",")[0]
+    url = django_redis_url(conf)
     options = {k: v for k, v in (conf.get("OPTIONS") or {}).items()
                if k in ("socket_timeout", "socket_connect_timeout")}
-    return connect(url.strip(), options, timeout)
+    return connect(url, options, timeout)

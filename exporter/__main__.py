@@ -85,10 +85,11 @@ def serve(cfg: Config, stop_event: threading.Event | None = None) -> int:
     if app.other_names:
         log.warning("Stats exist for other cluster name(s): %s (watching %r)",
                     ", ".join(app.other_names), setup.cluster_name)
-    log.info("listening on %s://%s:%d (cluster %r, host %r, broker %s, auth %s, pod store %s) "
-             "ready in %.0f ms", "https" if ssl_context else "http", cfg.listen_host,
-             server.port, setup.cluster_name, cfg.hostname, setup.broker_description,
-             "on" if access.enabled else "off", app.pod_store.path,
+    log.info("listening on %s://%s:%d (cluster %r, host %r, scope %s, broker %s, auth %s, "
+             "pod store %s) ready in %.0f ms", "https" if ssl_context else "http",
+             cfg.listen_host, server.port, setup.cluster_name, cfg.hostname, cfg.scope,
+             setup.broker_description, "on" if access.enabled else "off",
+             app.pod_store.path if app.pod_store else "none",
              (time.monotonic() - t0) * 1000)
     # One observation now (bounded by health_timeout): a Stat signed with another
     # SECRET_KEY is logged at start, not at the first probe, and that probe answers

@@ -31,6 +31,7 @@ class Config:
     django_settings: str | None = None
     cluster_name: str | None = None  # None: Q_CLUSTER["name"] from Django settings
     hostname: str = field(default_factory=socket.gethostname)
+    scope: str = "all"  # djq_contract.catalogue.SCOPES: which families this exporter publishes
     expected_hosts: tuple[str, ...] = ()
     backend_timeout: float = 1.0
     scrape_timeout: float = 5.0
@@ -80,6 +81,11 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("django-settings", "str", "Django settings module (default: $DJANGO_SETTINGS_MODULE)"),
     _Option("cluster-name", "str", "django-q cluster name to watch (default: Q_CLUSTER['name'])"),
     _Option("hostname", "str", "host name of the local cluster (default: this host's name)"),
+    _Option("scope", "choice",
+            "which series this exporter publishes: all (default: every cluster and queue, "
+            "for a few pods), local (only this pod's own cluster and counters, reading only "
+            "its own Stat), cluster (the cluster-wide series, for one exporter without a "
+            "local cluster; ready when it can read the broker)", ("ALL", "LOCAL", "CLUSTER")),
     _Option("expected-hosts", "hosts", "comma-separated hosts whose clusters read 0 until seen"),
     _Option("backend-timeout", "float", "seconds for each broker/cache/database call (default 1)"),
     _Option("scrape-timeout", "float", "seconds budget for one /metrics collection (default 5)"),
@@ -110,9 +116,9 @@ OPTIONS: tuple[_Option, ...] = (
     _Option("log-level", "choice", "DEBUG, INFO, WARNING or ERROR (default INFO)",
             ("DEBUG", "INFO", "WARNING", "ERROR")),
     _Option("auth-token-file", "str",
-            "file holding the bearer token required for /metrics and / "
+            "file holding the bearer token required for /metrics, / and /status.json "
             "(or set DJANGO_Q_EXPORTER_AUTH_TOKEN)"),
-    _Option("basic-auth-user", "str", "user name for basic auth on /metrics and /"),
+    _Option("basic-auth-user", "str", "user name for basic auth on /metrics, / and /status.json"),
     _Option("basic-auth-password-file", "str",
             "file holding the basic-auth password (or set DJANGO_Q_EXPORTER_BASIC_AUTH_PASSWORD)"),
     _Option("auth-probes", "choice", "yes: probe paths need auth too (default no)",
@@ -199,14 +205,19 @@ def from_sources(args: argparse.Namespace | None, environ: Mapping[str, str]) ->
         values[opt.attr] = _convert(opt, raw, source)
     if "django_settings" not in values and environ.get("DJANGO_SETTINGS_MODULE"):
         values["django_settings"] = environ["DJANGO_SETTINGS_MODULE"]
-    if "auth_probes" in values:
-        values["auth_probes"] = values["auth_probes"].lower()
+    for attr in ("auth_probes", "scope"):
+        if attr in values:
+            values[attr] = values[attr].lower()
     _load_secrets(values, environ)
     cfg = Config(**values)
     if cfg.health_timeout >= 1.0:
         raise ConfigError(f"{origin.get('health_timeout', '--health-timeout')}: "
                           f"{cfg.health_timeout:g} must stay under 1 s so probes answer "
                           "within 1 s")
+    if cfg.scope == "local" and cfg.expected_hosts:
+        raise ConfigError(f"{origin['expected_hosts']}: expected hosts are published by the "
+                          "exporter with --scope cluster (or all); --scope local publishes "
+                          "only this pod's own cluster")
     if cfg.scrape_timeout < cfg.backend_timeout:
         raise ConfigError(f"{origin.get('scrape_timeout', '--scrape-timeout')}: "
                           f"{cfg.scrape_timeout:g} must be at least the backend timeout "

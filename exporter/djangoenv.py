@@ -13,7 +13,7 @@ import os
 import sys
 from dataclasses import dataclass
 
-from djq_contract import keys
+from djq_contract import forgetting, keys, redisconn
 from exporter.config import Config, ConfigError
 from exporter.urls import mask_url
 
@@ -41,6 +41,8 @@ class QSetup:
     retry: float
     problems: tuple[str, ...]  # misconfigurations diagnosed at start
     stat_index: bool = False  # workers keep the Stat and queue index (rsr_tasks.broker)
+    django_redis: str | None = None  # Q_CLUSTER["django_redis"]: the broker's cache alias
+    unique_forget_after: float = forgetting.DEFAULT_FORGET_AFTER  # seconds unseen
 
     @property
     def stat_prefix(self) -> str:
@@ -127,9 +129,12 @@ def _broker_kind(q: dict) -> str:
 
 
 def _bound_cache_calls(caches: dict, timeout: float) -> None:
-    """Redis-backed Django caches get socket timeouts (before first use)."""
+    """Redis-backed Django caches get socket timeouts (before first use); django-redis
+    caches no retries either, and bounded sentinels."""
     for conf in caches.values():
-        if conf.get("BACKEND", "").endswith("RedisCache"):
+        if conf.get("BACKEND") == redisconn.DJANGO_REDIS_BACKEND:
+            conf["OPTIONS"] = redisconn.bounded_django_redis(conf.get("OPTIONS") or {}, timeout)
+        elif conf.get("BACKEND", "").endswith("RedisCache"):
             options = conf.setdefault("OPTIONS", {})
             options["socket_timeout"] = min(float(options.get("socket_timeout", timeout)), timeout)
             options["socket_connect_timeout"] = min(
@@ -145,6 +150,7 @@ def describe(settings, cfg: Config) -> QSetup:
     redis_url = None
     redis_kwargs = None
     orm_alias = None
+    django_redis = None
     broker = _broker_kind(q)
     if broker == "orm":
         orm_alias = q.get("orm", "default")
@@ -156,9 +162,10 @@ def describe(settings, cfg: Config) -> QSetup:
     else:
         raw = q.get("redis", {})
         if q.get("django_redis"):
-            raise ConfigError("Q_CLUSTER['django_redis'] is not supported; "
-                              "set Q_CLUSTER['redis'] to the same URL")
-        if isinstance(raw, str):
+            # django-q2 then reads the broker through django-redis and ignores "redis".
+            django_redis = str(q["django_redis"])
+            description = _django_redis_broker(getattr(settings, "CACHES", {}), django_redis)
+        elif isinstance(raw, str):
             _check_redis_url(raw)
             redis_url = raw
             description = f"redis:{mask_url(raw)}"
@@ -178,6 +185,10 @@ def describe(settings, cfg: Config) -> QSetup:
             problems.append(f"cache {cache_alias!r} is a per-process {backend}: the "
                             "exporter cannot see Stats saved by qcluster; use a shared "
                             "cache (Redis, database, memcached)")
+    try:
+        forget_after = forgetting.forget_after(getattr(settings, "RSR_UNIQUE_TASKS", {}) or {})
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     timeout = q.get("timeout")
     return QSetup(
         cluster_name=name,
@@ -194,7 +205,38 @@ def describe(settings, cfg: Config) -> QSetup:
         retry=float(q.get("retry", 60)),
         problems=tuple(problems),
         stat_index=_uses_stat_index(q),
+        unique_forget_after=forget_after,
+        django_redis=django_redis,
     )
+
+
+def _django_redis_broker(caches: dict, alias: str) -> str:
+    """The broker's description (passwords masked); a start-up error unless ``alias``
+    is a django-redis cache, the only kind django-q2 can take a connection from."""
+    conf = caches.get(alias)
+    if conf is None:
+        raise ConfigError(f"Q_CLUSTER['django_redis'] names cache {alias!r}, which is not "
+                          "in CACHES")
+    if conf.get("BACKEND") != redisconn.DJANGO_REDIS_BACKEND:
+        raise ConfigError(f"Q_CLUSTER['django_redis'] names cache {alias!r}, whose BACKEND "
+                          f"{conf.get('BACKEND')!r} is not {redisconn.DJANGO_REDIS_BACKEND!r}")
+    try:
+        import django_redis  # noqa: F401
+    except ImportError:
+        raise ConfigError("Q_CLUSTER['django_redis'] is set but django-redis is not "
+                          "installed (pip install django-redis)") from None
+    url = redisconn.django_redis_url(conf)
+    options = conf.get("OPTIONS") or {}
+    sentinels = options.get("SENTINELS")
+    if sentinels:
+        try:
+            where = ",".join(f"{host}:{port}" for host, port in sentinels)
+        except (TypeError, ValueError):
+            raise ConfigError(f"CACHES[{alias!r}]['OPTIONS']['SENTINELS']: expected a list "
+                              "of (host, port) pairs") from None
+        return f"redis:{mask_url(url)} (django-redis {alias!r}, sentinels {where})"
+    _check_redis_url(url)
+    return f"redis:{mask_url(url)} (django-redis {alias!r})"
 
 
 def _check_redis_url(url: str) -> None:

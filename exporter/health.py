@@ -22,11 +22,12 @@ class HealthObservation:
     local_host: str
     cluster_name: str
     local: ClusterView | None  # the local cluster's view, if tracked
-    clusters: tuple[ClusterView, ...] = ()  # every cluster tracked (for the landing page)
+    clusters: tuple[ClusterView, ...] = ()  # every cluster the probes track
     stats_error: str | None = None  # Stats could not be read
     broker_error: str | None = None  # None: the broker answered in time
     problems: tuple[str, ...] = ()  # misconfigurations found at start
     bad_signatures: int = 0
+    undecodable: int = 0  # Stats of an incompatible django-q2 in the last read
     other_names: tuple[str, ...] = ()
     sentinel_alive: bool | None = None  # None: no local sentinel known
     queue_size: int | None = None
@@ -203,6 +204,9 @@ READINESS: tuple[Check, ...] = (
     WorkersCheck(), SentinelAliveCheck(), ProgressCheck(),
 )
 LIVENESS: tuple[Check, ...] = (SentinelAliveCheck(),)
+#: ``--scope cluster``: no local cluster to judge; ready means the Stats and the broker
+#: can be read with this configuration.
+CLUSTER_READINESS: tuple[Check, ...] = (ConfigCheck(), StatsReadableCheck(), BrokerCheck())
 
 
 def evaluate(checks: tuple[Check, ...], obs: HealthObservation, cfg: Config) -> HealthReport:
@@ -214,7 +218,7 @@ def evaluate(checks: tuple[Check, ...], obs: HealthObservation, cfg: Config) -> 
 
 
 def readiness(obs: HealthObservation, cfg: Config) -> HealthReport:
-    return evaluate(READINESS, obs, cfg)
+    return evaluate(CLUSTER_READINESS if cfg.scope == "cluster" else READINESS, obs, cfg)
 
 
 def liveness(obs: HealthObservation, cfg: Config) -> HealthReport:

@@ -124,8 +124,9 @@ class Prober:
         if stats is not None:
             self._stats_read_at = now
         views = self.tracker.update(stats.stats if stats else (), now)
-        local = next((v for v in views if v.host == self.cfg.hostname
-                      and v.cluster_name == self.setup.cluster_name), None)
+        local = None if self.cfg.scope == "cluster" else next(
+            (v for v in views if v.host == self.cfg.hostname
+             and v.cluster_name == self.setup.cluster_name), None)
         bad = stats.bad_signatures if stats else 0
         if bad:
             if self._bad_seen is None:
@@ -156,6 +157,7 @@ class Prober:
             broker_error=broker_error,
             problems=self.setup.problems,
             bad_signatures=bad,
+            undecodable=stats.undecodable if stats else 0,
             other_names=self.other_names,
             sentinel_alive=sentinel_alive,
             queue_size=queue.size if queue else None,

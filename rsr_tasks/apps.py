@@ -6,6 +6,16 @@ class RsrTasksConfig(AppConfig):
     verbose_name = "RSR tasks"
 
     def ready(self) -> None:
+        from django.conf import settings
+        from django.core.exceptions import ImproperlyConfigured
+
+        from djq_contract.forgetting import forget_after
+
+        try:  # a bad setting stops every process at start, not the first run
+            forget_after(getattr(settings, "RSR_UNIQUE_TASKS", {}) or {})
+        except ValueError as exc:
+            raise ImproperlyConfigured(str(exc)) from None
+
         # Every process that may save a cluster Stat or enqueue a task keeps the Stat
         # and queue index, whatever Redis broker class the settings name, so readers
         # never scan the keyspace.

@@ -25,6 +25,18 @@ PYTHON = sys.executable
 SETTINGS = "rsr_tasks.demo.settings"
 
 
+def terminate(proc: subprocess.Popen | None, grace: float = 5) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds: a server that ignores TERM
+    must not outlive the test."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -82,18 +94,70 @@ class RedisServer:
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
 
     def client(self):
         import redis
 
         return redis.Redis(port=self.port, socket_timeout=2)
+
+
+class RedisSentinel:
+    """A private redis-sentinel (Debian package ``redis-sentinel``) on a free port,
+    watching one primary as ``service``. Short ``down-after`` and failover timeouts,
+    so a killed primary is replaced within a few seconds."""
+
+    def __init__(self, workdir: Path, service: str, primary_port: int, quorum: int = 2,
+                 down_after_ms: int = 1000, failover_timeout_ms: int = 3000) -> None:
+        self.workdir = workdir
+        self.service = service
+        self.primary_port = primary_port
+        self.quorum = quorum
+        self.down_after_ms = down_after_ms
+        self.failover_timeout_ms = failover_timeout_ms
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> RedisSentinel:
+        binary = shutil.which("redis-sentinel") or "/usr/bin/redis-sentinel"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        conf = self.workdir / "sentinel.conf"  # rewritten by the sentinel as it learns
+        s = self.service
+        conf.write_text("\n".join([
+            f"port {self.port}", "bind 127.0.0.1", "daemonize no", f"dir {self.workdir}",
+            f"logfile {self.workdir / 'sentinel.log'}",
+            f"sentinel monitor {s} 127.0.0.1 {self.primary_port} {self.quorum}",
+            f"sentinel down-after-milliseconds {s} {self.down_after_ms}",
+            f"sentinel failover-timeout {s} {self.failover_timeout_ms}",
+            f"sentinel parallel-syncs {s} 1", ""]))
+        self.proc = subprocess.Popen([binary, str(conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_for(self.client().ping, 10, 0.02, "redis-sentinel to answer PING")
+        return self
+
+    def client(self):
+        import redis
+
+        return redis.Redis(port=self.port, socket_timeout=1, decode_responses=True)
+
+    def primary_port_now(self) -> int:
+        """The port of the primary this sentinel names now."""
+        _host, port = self.client().execute_command("SENTINEL", "get-master-addr-by-name",
+                                                    self.service)
+        return int(port)
+
+    def knows(self, replicas: int, sentinels: int) -> bool:
+        """This sentinel has discovered the replicas and the other sentinels."""
+        c = self.client()
+        return (len(c.execute_command("SENTINEL", "replicas", self.service)) >= replicas
+                and len(c.execute_command("SENTINEL", "sentinels", self.service)) >= sentinels)
+
+    def stop(self) -> None:
+        terminate(self.proc)
+
+    def log(self) -> str:
+        path = self.workdir / "sentinel.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
 
 def base_env(**extra: str) -> dict[str, str]:

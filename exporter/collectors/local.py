@@ -26,17 +26,27 @@ class LocalClusterCollector:
     name = "local"
 
     def __init__(self, observe: Callable[[], health.HealthObservation], cfg: Config,
-                 cluster_name: str) -> None:
+                 cluster_name: str, rejected: bool = False) -> None:
         self.observe = observe
         self.cfg = cfg
         self.cluster_name = cluster_name
+        # With --scope local no cluster collector reads the Stats: the rejected-Stat
+        # counts come from the probes' reads instead (bad signatures remembered as long
+        # as the config check remembers them).
+        self.rejected = rejected
 
     def collect(self) -> Iterable[Metric]:
-        report = health.readiness(self.observe(), self.cfg)
+        obs = self.observe()
+        report = health.readiness(obs, self.cfg)
         labels = {"cluster_name": self.cluster_name, "host": self.cfg.hostname}
         ready = family(catalogue.LOCAL_CLUSTER_READY)
         add(ready, labels, 1 if report.ok else 0)
         checks = family(catalogue.READINESS_CHECK)
         for result in report.checks:
             add(checks, {**labels, "check": result.name}, 1 if result.ok else 0)
-        return [ready, checks]
+        if not self.rejected:
+            return [ready, checks]
+        rejected = family(catalogue.STATS_REJECTED)
+        add(rejected, {"reason": "bad_signature"}, obs.bad_signatures)
+        add(rejected, {"reason": "undecodable"}, obs.undecodable)
+        return [ready, checks, rejected]

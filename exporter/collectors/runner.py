@@ -30,8 +30,12 @@ log = logging.getLogger("exporter.collectors")
 
 class ScrapeRunner:
     def __init__(self, collectors: Sequence[Collector], timeout: float,
-                 executor: ThreadPoolExecutor, django_q_version: str) -> None:
+                 executor: ThreadPoolExecutor, django_q_version: str,
+                 publish: frozenset[str] | None = None) -> None:
         self.collectors = list(collectors)
+        # The catalogue families this exporter's scope publishes (None: all); a catalogue
+        # family outside it is dropped, one the catalogue does not know is kept.
+        self.publish = publish
         self.timeout = timeout
         self.executor = executor
         self.django_q_version = django_q_version
@@ -94,6 +98,9 @@ class ScrapeRunner:
         build = family(catalogue.BUILD_INFO)
         build.add_metric([__version__, self.django_q_version, platform.python_version()], 1)
         families.extend([success, duration, build])
+        if self.publish is not None:
+            families = [f for f in families
+                        if f.name in self.publish or f.name not in catalogue.FAMILIES]
         log.debug("scrape collected in %.1f ms", (time.perf_counter() - started) * 1000)
         return families
 

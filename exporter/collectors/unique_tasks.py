@@ -6,6 +6,11 @@ served by the pod-store collector; this collector tells it which tasks are
 registered (``lock_counter_baseline``), so a task that never ran in this pod
 reads 0 rather than nothing (``increase()`` then sees its first run). It only
 reads: nothing is written to the pod store during a scrape.
+
+A task not seen for ``forget_after`` seconds (``djq_contract.forgetting``) is left
+out, lock counters included, as soon as the period has passed: the workers
+delete its entry only when one of them next registers, which may never happen
+once a site's last unique task is gone.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import Iterable
 
 from prometheus_client.metrics_core import Metric
 
-from djq_contract import catalogue
+from djq_contract import catalogue, forgetting
 from exporter.collectors import add, family
 from exporter.collectors.pod import Series
 
@@ -22,20 +27,24 @@ from exporter.collectors.pod import Series
 class UniqueTaskCollector:
     name = "unique_tasks"
 
-    def __init__(self, source, task_cap: int | None = None) -> None:
+    def __init__(self, source, task_cap: int | None = None,
+                 forget_after: float = forgetting.DEFAULT_FORGET_AFTER) -> None:
         self.source = source
+        self.forget_after = forget_after
         self.task_cap = catalogue.UNIQUE_TASK_CAP.size() if task_cap is None else task_cap
         self._names: tuple[str, ...] = ()  # registered task names, as of the last read
         self._baseline: tuple[tuple[str, ...], list[Series]] = ((), [])  # (names, series)
 
     def collect(self) -> Iterable[Metric]:
         snap = self.source.read()
-        self._names = tuple(t.name for t in snap.tasks)
+        tasks = [t for t in snap.tasks
+                 if not forgetting.forgotten(t.seen, snap.now, self.forget_after)]
+        self._names = tuple(t.name for t in tasks)
         running, age, timeout, success, duration = (family(spec) for spec in (
             catalogue.UNIQUE_RUNNING, catalogue.UNIQUE_HEARTBEAT_AGE,
             catalogue.UNIQUE_HEARTBEAT_TIMEOUT, catalogue.UNIQUE_LAST_SUCCESS,
             catalogue.UNIQUE_LAST_DURATION))
-        for task in snap.tasks:
+        for task in tasks:
             labels = {"task": task.name}
             add(running, labels, 1 if task.running else 0)
             add(timeout, labels, task.timeout)

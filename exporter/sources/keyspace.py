@@ -35,17 +35,20 @@ REFRESH = 60.0
 
 
 def pass_due(since_last: float | None, last_duration: float, local_found: bool,
-             index_live: int, index_expected: bool) -> bool:
+             index_live: int, index_expected: bool, refresh: float | None = REFRESH) -> bool:
     """Whether a SCAN pass should start now.
 
     Never while the workers are expected to keep the index and it lists live Stats:
     the local cluster, if running, is in it. Otherwise soon (paced by the length of
-    the last pass) while the local cluster is missing, and every ``REFRESH`` seconds
-    for the rest."""
+    the last pass) while the local cluster is missing, and every ``refresh`` seconds
+    for the rest; never for the rest when ``refresh`` is None (an exporter that
+    publishes only its own cluster needs no other hosts or queues)."""
     if index_live and index_expected:
         return False
+    if local_found and refresh is None:
+        return False
     since = math.inf if since_last is None else since_last
-    gap = URGENT_GAP if not local_found else REFRESH
+    gap = URGENT_GAP if not local_found else refresh
     return since >= max(gap, DUTY * last_duration)
 
 
@@ -54,8 +57,10 @@ class KeyspaceDiscovery:
     its latest result from memory, ``observe()`` tells it what the last read found."""
 
     def __init__(self, client, stat_prefix: str, index_key: str, index_expected: bool,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 refresh: float | None = REFRESH) -> None:
         self.client = client
+        self.refresh = refresh
         self.prefix = stat_prefix.encode() + b":"
         self.index_key = index_key
         self.index_expected = index_expected
@@ -122,7 +127,7 @@ class KeyspaceDiscovery:
             observed = self._observed = (False, int(live))
         since = None if self._last_end is None else self.clock() - self._last_end
         return pass_due(since, self._last_duration, observed[0], observed[1],
-                        self.index_expected)
+                        self.index_expected, self.refresh)
 
     def scan_once(self) -> tuple[int, float]:
         """One whole pass (SCAN calls made, seconds); publishes what it found."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Protocol
 
 from djq_contract.keys import stat_index_key
@@ -29,21 +30,37 @@ class StatSource(Protocol):
     def read(self) -> StatsReading: ...
 
 
-def _decode_all(packs, setup: QSetup) -> tuple[list[ClusterStat], int, int]:
-    stats: list[ClusterStat] = []
+def decode_keyed(keys, packs, setup: QSetup) -> tuple[list[tuple[object, ClusterStat]], int, int]:
+    """The usable Stats among ``packs`` with the key each came from, and how many were
+    rejected (bad signature) or undecodable."""
+    stats: list[tuple[object, ClusterStat]] = []
     bad = undecodable = 0
-    for pack in packs:
+    for key, pack in zip(keys, packs, strict=True):
         if not pack:
             continue
         try:
-            stats.append(decode.to_cluster_stat(
-                decode.loads(pack, setup.secret_key, setup.cluster_name), setup.cluster_name))
+            stats.append((key, decode.to_cluster_stat(
+                decode.loads(pack, setup.secret_key, setup.cluster_name), setup.cluster_name)))
         except decode.BadSignature:
             bad += 1
         except Exception as exc:  # a Stat pickled by an incompatible django-q2
             undecodable += 1
             log.debug("undecodable Stat: %s", exc)
     return stats, bad, undecodable
+
+
+@dataclass(frozen=True)
+class KeyedReading:
+    """Every Stat read, with its key (what ``LocalStatSource`` needs to read one again)."""
+
+    stats: list[tuple[object, ClusterStat]]
+    bad_signatures: int
+    undecodable: int
+    round_trips: int
+
+    def reading(self) -> StatsReading:
+        return StatsReading(tuple(s for _, s in self.stats), self.bad_signatures,
+                            self.undecodable, self.round_trips)
 
 
 class RedisStatSource:
@@ -54,8 +71,10 @@ class RedisStatSource:
     read never scans the keyspace.
     """
 
-    def __init__(self, client, setup: QSetup, timeout: float, local_host: str = "",
+    def __init__(self, client, setup: QSetup, timeout: float, local_host: str | None = "",
                  discovery: KeyspaceDiscovery | None = None) -> None:
+        # local_host None: no local cluster to find (the cluster-scope exporter), so a
+        # missing one never hurries the keyspace discovery.
         self.client = client
         self.setup = setup
         self.timeout = timeout
@@ -64,18 +83,26 @@ class RedisStatSource:
         self.index = stat_index_key(setup.stat_prefix)
 
     def read(self) -> StatsReading:
+        return self.read_keyed().reading()
+
+    def read_keyed(self) -> KeyedReading:
         indexed = self.client.zrangebyscore(self.index, time.time() - INDEX_SKEW, "+inf")
         found = self.discovery.stat_keys() if self.discovery else ()
         keys = list(dict.fromkeys([*indexed, *found]))
         packs = self.client.mget(keys) if keys else []
-        stats, bad, undecodable = _decode_all(packs, self.setup)
+        stats, bad, undecodable = decode_keyed(keys, packs, self.setup)
         if self.discovery is not None:
             from_index = set(indexed)
             gone = [k for k, p in zip(keys, packs, strict=True)
                     if p is None and k not in from_index]
-            local = any(s.host == self.local_host for s in stats)
+            local = self.local_host is None or any(s.host == self.local_host
+                                                   for _, s in stats)
             self.discovery.observe(local, len(indexed), gone)
-        return StatsReading(tuple(stats), bad, undecodable, round_trips=1 + (1 if keys else 0))
+        return KeyedReading(stats, bad, undecodable, round_trips=1 + (1 if keys else 0))
+
+    def get(self, key) -> bytes | None:
+        """One Stat by its key (one GET)."""
+        return self.client.get(key)
 
     def other_names(self, limit_calls: int = 20) -> tuple[str, ...]:
         """Cluster names with Stats in Redis other than ours (diagnosis at start)."""
@@ -99,19 +126,33 @@ class CacheStatSource:
         self.setup = setup
 
     def read(self) -> StatsReading:
-        from django.core.cache import caches
+        return self.read_keyed().reading()
 
+    def read_keyed(self) -> KeyedReading:
         from exporter.sources.dbconn import read_db
 
-        cache = caches[self.setup.cache_alias]
+        cache = self._cache()
 
         def fetch() -> tuple[list, list]:
             keys = cache.get(self.setup.stat_prefix) or []
-            return keys, (list(cache.get_many(keys).values()) if keys else [])
+            found = cache.get_many(keys) if keys else {}
+            return keys, [found.get(k) for k in keys]
 
         keys, packs = read_db(fetch)  # a DatabaseCache: dead connections dropped, one reconnect
-        stats, bad, undecodable = _decode_all(packs, self.setup)
-        return StatsReading(tuple(stats), bad, undecodable, round_trips=2 if keys else 1)
+        stats, bad, undecodable = decode_keyed(keys, packs, self.setup)
+        return KeyedReading(stats, bad, undecodable, round_trips=2 if keys else 1)
+
+    def get(self, key) -> bytes | None:
+        """One Stat by its key (one cache get)."""
+        from exporter.sources.dbconn import read_db
+
+        cache = self._cache()
+        return read_db(lambda: cache.get(key))
+
+    def _cache(self):
+        from django.core.cache import caches
+
+        return caches[self.setup.cache_alias]
 
     def other_names(self) -> tuple[str, ...]:
         return ()

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 
 from djq_contract import keys
+from djq_contract.forgetting import last_seen
 from djq_contract.records import Holder, num
 from exporter.djangoenv import QSetup
 from exporter.memo import LastRead
@@ -36,6 +37,7 @@ class TaskState:
     last_duration: float | None
     last_outcome: str | None
     last_success: float | None
+    seen: float | None = None  # last registration or run (djq_contract.forgetting)
 
     @property
     def running(self) -> bool:
@@ -61,7 +63,7 @@ def parse(name: str, meta: dict, record: dict) -> TaskState:
         holder=Holder.of(record), last_end=num(record.get("last_end")),
         last_duration=num(record.get("last_duration")),
         last_outcome=record.get("last_outcome") or None,
-        last_success=num(record.get("last_success")))
+        last_success=num(record.get("last_success")), seen=last_seen(meta, record))
 
 
 def _json(raw) -> dict:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import time
 
 from djq_contract import keys
+from djq_contract.forgetting import SEEN_FIELD, forgotten, last_seen
 from djq_contract.records import HOLDER_FIELDS, Holder
 from rsr_tasks.unique.store import Acquire
 
@@ -43,19 +44,59 @@ class CacheUniqueStore:
     def register(self, name: str, expiry: float) -> None:
         """Read-modify-write of one dict: a process registering another name at the
         same moment can overwrite ours, so write until a read-back shows it."""
+        entry = {"expiry": expiry, SEEN_FIELD: self.clock()}
+        self._rewrite(lambda registry: registry.get(name) == entry,
+                      lambda registry: registry.__setitem__(name, entry),
+                      f"registry entry for {name!r}")
+
+    def forget_stale(self, period: float) -> list[str]:
+        """Drop entries not seen for ``period`` seconds (``djq_contract.forgetting``) and
+        their records; entries with no time at all are stamped now. Not atomic: a run
+        that re-registers a task in the same instant may lose its entry until its
+        next run."""
+        key = keys.registry_key(self.prefix)
+        registry = self.cache.get(key) or {}
+        records = self.cache.get_many([self._statekey(n) for n in registry])
+        now = self.clock()
+        gone, stamp = [], []
+        for name, entry in registry.items():
+            seen = last_seen(entry or {}, records.get(self._statekey(name)) or {})
+            if seen is None:
+                stamp.append(name)
+            elif forgotten(seen, now, period) and self.cache.get(self._lock(name)) is None:
+                gone.append(name)
+        if not gone and not stamp:
+            return []
+
+        def change(current: dict) -> None:
+            for name in gone:
+                current.pop(name, None)
+            for name in stamp:
+                if name in current:
+                    current[name] = {**(current[name] or {}), SEEN_FIELD: now}
+
+        self._rewrite(lambda current: not set(gone) & set(current) and all(
+            (current.get(n) or {}).get(SEEN_FIELD) is not None for n in stamp if n in current),
+            change, "registry")
+        self.cache.delete_many([self._statekey(n) for n in gone])
+        return gone
+
+    def _rewrite(self, done, change, what: str) -> None:
         key = keys.registry_key(self.prefix)
         for _ in range(5):
             registry = self.cache.get(key) or {}
-            if registry.get(name) == {"expiry": expiry}:
+            if done(registry):
                 return
-            registry[name] = {"expiry": expiry}
+            change(registry)
             self.cache.set(key, registry, None)
-        raise RuntimeError(f"registry entry for {name!r} kept being overwritten")
+        raise RuntimeError(f"{what} kept being overwritten")
 
     def acquire(self, name, token, expiry, host, pid) -> Acquire:
         # A registry lost to a cache flush or eviction is back after one run; while the
-        # entry is there this costs one read.
-        self.register(name, expiry)
+        # entry is there this costs one read (the record's ``started`` says it was seen).
+        entry = (self.cache.get(keys.registry_key(self.prefix)) or {}).get(name) or {}
+        if entry.get("expiry") != expiry:
+            self.register(name, expiry)
         now = self.clock()
         if self.cache.add(self._lock(name), token, expiry) and \
                 self.cache.get(self._lock(name)) == token:

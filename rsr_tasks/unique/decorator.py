@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from djq_contract.forgetting import forget_after
 from djq_contract.keys import unique_location
 from rsr_tasks.heartbeat import CacheHeartbeat, check_timing
 from rsr_tasks.unique import counters
@@ -23,6 +24,9 @@ log = logging.getLogger("rsr_tasks.unique")
 _REGISTRY: dict[str, float] = {}
 #: Names this process has written to the shared registry.
 _registered_here: set[str] = set()
+#: Whether this process has pruned the shared registry (once per process is enough:
+#: workers are respawned often, and the exporter hides stale tasks in between).
+_pruned_here = False
 _local = threading.local()  # .heartbeat: the CacheHeartbeat of the run on this thread
 
 DEFAULT_TIMEOUT = 2.0  # seconds, every lock backend call
@@ -73,6 +77,12 @@ def lock_held() -> bool:
     return heartbeat is not None and heartbeat.held
 
 
+def _settings() -> dict:
+    from django.conf import settings
+
+    return getattr(settings, "RSR_UNIQUE_TASKS", {}) or {}
+
+
 def _options() -> tuple[str, str, float]:
     """(cache alias, key prefix, backend timeout) from settings.
 
@@ -81,7 +91,7 @@ def _options() -> tuple[str, str, float]:
     prefix follow the rule the exporter reads by (``djq_contract.keys``)."""
     from django.conf import settings
 
-    options = getattr(settings, "RSR_UNIQUE_TASKS", {}) or {}
+    options = _settings()
     where = unique_location(getattr(settings, "Q_CLUSTER", {}) or {}, options)
     timeout = os.environ.get("RSR_UNIQUE_TASKS_TIMEOUT") or options.get("timeout",
                                                                         DEFAULT_TIMEOUT)
@@ -96,11 +106,20 @@ def _store():
 
 
 def register(name: str, expiry: float) -> None:
-    """Write the name to the shared registry and make its counters exist at 0.
-    Failures are logged; the first run registers again."""
+    """Write the name to the shared registry and make its counters exist at 0; the
+    first registration of a process also forgets tasks unseen for
+    ``RSR_UNIQUE_TASKS["forget_after"]`` (``djq_contract.forgetting``). Failures are
+    logged; the first run registers again."""
+    global _pruned_here
     try:
         _store().register(name, expiry)
         _registered_here.add(name)
+        if not _pruned_here:
+            _pruned_here = True
+            gone = _store().forget_stale(forget_after(_settings()))
+            if gone:
+                log.info("unique tasks forgotten (not seen for %g s): %s",
+                         forget_after(_settings()), ", ".join(sorted(gone)))
     except Exception as exc:
         log.warning("could not register unique task %s: %s: %s", name, type(exc).__name__, exc)
     counters.seed(name)

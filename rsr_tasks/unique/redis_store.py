@@ -11,8 +11,6 @@ a late call from a holder that lost its lock never overwrites a successor's.
 
 from __future__ import annotations
 
-import json
-
 from djq_contract import keys
 from djq_contract.records import Holder, num
 from rsr_tasks.unique.store import Acquire
@@ -24,11 +22,15 @@ _HOLDER = "tostring(s.host or ''), tostring(s.pid or ''), tostring(s.started or 
           "tostring(s.beat or '')"
 # Acquire: SET NX PX; on success the record names the new holder (a previous
 # holder that never finished is returned, for the log); else the current holder.
-# Every attempt also (re)writes the task's registry entry (KEYS[3], ARGV[6]), so a
-# registry lost to a restart, an eviction or a flush is back after one run, at no
-# extra round trip.
+# Every attempt also writes the task's registry entry (KEYS[3], field ARGV[6], seen now)
+# when it is missing, so a registry lost to a restart, an eviction or a flush is back
+# after one run, at no extra round trip. Only when missing: a present entry costs one
+# lookup instead of a write replicated on every run (the record's run times already say
+# the task was seen; a worker's start rewrites the entry, with a changed expiry).
 _ACQUIRE = _NOW + _LOAD + """
-redis.call('hset', KEYS[3], ARGV[7], ARGV[6])
+if redis.call('hexists', KEYS[3], ARGV[6]) == 0 then
+  redis.call('hset', KEYS[3], ARGV[6], cjson.encode({expiry = tonumber(ARGV[5]), seen = now}))
+end
 if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local prev = {'', '', '', ''}
   if s.token then prev = {""" + _HOLDER + """} end
@@ -69,6 +71,47 @@ if s.token == ARGV[1] then
 end
 return released
 """
+# Register: the task's registry entry, stamped with the time it was seen.
+_REGISTER = _NOW + """
+redis.call('hset', KEYS[1], ARGV[1], cjson.encode({expiry = tonumber(ARGV[2]), seen = now}))
+"""
+# Forget: every entry not seen for ARGV[2] seconds (djq_contract.forgetting: the entry's
+# ``seen`` and the record's run times) leaves the registry with its record, unless its
+# lock is held; an entry with no time at all is stamped now. ARGV[1] is the key prefix
+# (the lock and record keys are built here as djq_contract.keys builds them: a site's
+# keys live on one server). Returns the forgotten names.
+_FORGET = _NOW + """
+local gone = {}
+local all = redis.call('hgetall', KEYS[1])
+local function decode(raw)
+  if not raw then return {} end
+  local ok, v = pcall(cjson.decode, raw)
+  if ok and type(v) == 'table' then return v end
+  return {}
+end
+for i = 1, #all, 2 do
+  local name = all[i]
+  local entry = decode(all[i + 1])
+  local state = ARGV[1] .. ':' .. name .. ':state'
+  local s = decode(redis.call('get', state))
+  local times = {entry.seen, s.started, s.beat, s.last_end}
+  local seen = nil
+  for k = 1, 4 do
+    local x = tonumber(times[k])
+    if x and (seen == nil or x > seen) then seen = x end
+  end
+  if seen == nil then
+    entry.seen = now
+    redis.call('hset', KEYS[1], name, cjson.encode(entry))
+  elseif now - seen > tonumber(ARGV[2])
+      and redis.call('exists', ARGV[1] .. ':' .. name .. ':lock') == 0 then
+    redis.call('hdel', KEYS[1], name)
+    redis.call('del', state)
+    gone[#gone + 1] = name
+  end
+end
+return gone
+"""
 
 
 def _s(value) -> str:
@@ -91,17 +134,23 @@ class RedisUniqueStore:
         self._acquire = client.register_script(_ACQUIRE)
         self._extend = client.register_script(_EXTEND)
         self._finish = client.register_script(_FINISH)
+        self._register = client.register_script(_REGISTER)
+        self._forget = client.register_script(_FORGET)
 
     def _keys(self, name: str) -> list[str]:
         return [keys.lock_key(self.prefix, name), keys.state_key(self.prefix, name)]
 
     def register(self, name: str, expiry: float) -> None:
-        self.client.hset(keys.registry_key(self.prefix), name, json.dumps({"expiry": expiry}))
+        self._register(keys=[keys.registry_key(self.prefix)], args=[name, expiry])
+
+    def forget_stale(self, period: float) -> list[str]:
+        gone = self._forget(keys=[keys.registry_key(self.prefix)], args=[self.prefix, period])
+        return [_s(n) for n in gone]
 
     def acquire(self, name, token, expiry, host, pid) -> Acquire:
         names = [*self._keys(name), keys.registry_key(self.prefix)]
         got = self._acquire(keys=names, args=[token, max(1, int(expiry * 1000)), host, pid,
-                                             expiry, json.dumps({"expiry": expiry}), name])
+                                             expiry, name])
         return Acquire(int(got[0]) == 1, _holder(*got[2:6]), float(_s(got[1])))
 
     def extend(self, name, token, expiry) -> bool:

@@ -163,7 +163,10 @@ def test_prometheus_scrapes_and_alerts(stack, tmp_path):
         cluster.signal_group(signal.SIGKILL)
         wait_for(lambda: _alert_states(port).get("DjangoQClusterDown") == "firing", 40, 0.5,
                  what="cluster-down alert firing")
-        assert _alert_states(port).get("DjangoQNoClusterUp") in ("pending", "firing")
+        # ClusterDown follows the pod's own readiness (the sentinel is gone at once);
+        # NoClusterUp also waits for django_q_cluster_up to read 0 (Stat TTL + grace).
+        wait_for(lambda: _alert_states(port).get("DjangoQNoClusterUp") in ("pending", "firing"),
+                 40, 0.5, what="no-cluster-up alert pending")
     finally:
         prom.terminate()
         prom.wait(10)

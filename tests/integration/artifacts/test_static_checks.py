@@ -21,7 +21,8 @@ DASHBOARD = ROOT / "grafana" / "dashboards" / "django-q.json"
 K8S = ROOT / "k8s"
 TOOLS = ROOT / "tools" / "schema-check"
 CORE_MANIFESTS = ["deployment.yaml", "service.yaml", "networkpolicy.yaml",
-                  "grafana-dashboard-configmap.yaml"]
+                  "grafana-dashboard-configmap.yaml", "cluster-exporter.yaml",
+                  "cluster-exporter-service.yaml"]
 CRD_MANIFESTS = ["servicemonitor.yaml", "prometheusrule.yaml"]
 
 
@@ -305,8 +306,9 @@ def rendered(tmp_path_factory) -> dict[str, Path | list[dict]]:
 
 def test_kustomization_renders_every_object(rendered):
     kinds = sorted(d["kind"] for d in rendered["docs"])
-    assert kinds == ["ConfigMap", "Deployment", "NetworkPolicy", "PrometheusRule", "Service",
-                     "ServiceMonitor"]
+    # Workers and the cluster-wide exporter: a Deployment and a Service each.
+    assert kinds == ["ConfigMap", "Deployment", "Deployment", "NetworkPolicy", "PrometheusRule",
+                     "Service", "Service", "ServiceMonitor"]
 
 
 def test_rendered_core_objects_validate_strictly(rendered):
@@ -314,7 +316,7 @@ def test_rendered_core_objects_validate_strictly(rendered):
                   str(rendered["core"])])
     ok(result)
     passed = (result.stdout + result.stderr).count(" passed for resource ")
-    assert passed == len(rendered["core_docs"]) == 4
+    assert passed == len(rendered["core_docs"]) == 6
 
 
 def test_rendered_monitoring_crds_validate(rendered):

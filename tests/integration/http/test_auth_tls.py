@@ -41,7 +41,10 @@ def test_bearer_token_from_file(make_env, procs, tmp_path):
     assert get(url + "/metrics")[2]["WWW-Authenticate"] == "Bearer"
     assert get(url + "/metrics", {"Authorization": "Bearer wrong"})[0] == 401
     assert get(url + "/metrics", {"Authorization": "Bearer " + TOKEN[:-1]})[0] == 401
-    assert get(url + "/", {"Authorization": "Bearer " + TOKEN})[0] == 200
+    for path in ("/", "/status.json"):  # the status page and its JSON: as /metrics
+        assert get(url + path)[0] == 401
+        status, page, _ = get(url + path, {"Authorization": "Bearer " + TOKEN})
+        assert status == 200 and TOKEN not in page
     status, body, _ = get(url + "/metrics", {"Authorization": "Bearer " + TOKEN})
     assert status == 200 and "django_q_exporter_build_info" in body
     assert get(url + "/livez")[0] == 200  # probes stay open by default

@@ -1,7 +1,9 @@
 """Hostile input against the running server (loopback only, bounded in count and time).
 
 Throughout, a separate process opens a fresh connection to /livez every 20 ms and
-records how long the answer took: the server must keep answering within 50 ms.
+records how long the answer took: every probe must be answered well inside the shipped
+probes' 2 s timeout (a stalled event loop shows as seconds). Typical latencies under
+attack are measured by the bench, not asserted here: a loaded machine adds tens of ms.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pytest
 
 from tests.procs import wait_for
 
-PROBE_LIMIT = 0.050
+PROBE_LIMIT = 1.0  # half of k8s/deployment.yaml's probe timeoutSeconds: 2
 LIVEZ = b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 
 

@@ -90,10 +90,11 @@ def test_healthy_cluster_probes_and_metrics(running, tmp_path):
     # Plain Prometheus text without the Accept header.
     assert exporter.get("/metrics")[2]["Content-Type"].startswith("text/plain; version=0.0.4")
 
-    # Landing page lists the cluster.
+    # The status page lists the cluster (its JSON form: the page's own tests drive a browser).
     status, page, headers = exporter.get("/")
     assert status == 200 and headers["Content-Type"].startswith("text/html")
-    assert f"<td>{HOST}</td>" in page and "<td>up</td>" in page
+    clusters = json.loads(exporter.get("/status.json")[1])["clusters"]["rows"]
+    assert [(c["host"], c["up"]) for c in clusters] == [(HOST, True)]
 
     # worker.sh and `python -m exporter check` agree with the server.
     ok = _run_worker_sh(exporter.port)
