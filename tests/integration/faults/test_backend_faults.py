@@ -176,7 +176,7 @@ def test_postgres_server_restart_recovers(make_env, procs):
               f"{time.monotonic() - t1:.2f} s")
         first = exporter.samples()
         assert collector_success(first) == dict.fromkeys(
-                    ("clusters", "queue", "pod", "unique_tasks", "schedules"), 1), first
+                    ("clusters", "local", "queue", "pod", "unique_tasks", "schedules"), 1), first
         assert first[("django_q_broker_up", (("broker", "orm"),))] == 1
 
         # 2. Outage, with scrapes in flight while the server stops.

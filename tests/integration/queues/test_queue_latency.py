@@ -75,7 +75,10 @@ def test_oldest_age_and_constant_cost_with_100k_backlog(make_env, procs, tmp_pat
         # discovery pass runs, so the counts below are the scrape's own commands.
         prefix = f"django_q:{env['DJANGO_Q_NAME']}:cluster"
         client.zadd(f"{prefix}:index", {f"{prefix}:absent": time.time() + 3600})
-        exporter = procs.exporter(env)
+        # Cluster scope: the scrape reads only cluster-wide series. With the default
+        # scope the local readiness collector re-reads the probes' observation when its
+        # cache has expired, adding probe commands to one scrape and not the other.
+        exporter = procs.exporter(env, "--scope", "cluster")
         exporter.wait_ready_to_serve()
         enqueued_at = time.time()
         run_py(env, "from django_q.tasks import async_task\n"
