@@ -127,8 +127,16 @@ def alert_rules(t: dict) -> list[dict]:
                "Tasks are pending for the cluster on {{ $labels.host }} and none finished "
                "within the progress limit while the cluster reports itself running: a hung "
                "monitor or hung workers.", "djangoqclusterstuck", t),
-        _alert("DjangoQConfigMismatch", config_bad, t["for_config_mismatch"], "critical",
-               "django-q exporter on {{ $labels.host }} is misconfigured",
+        # An exporter without a local cluster (--scope cluster) publishes no readiness
+        # checks: its rejected Stats page on their own, labelled by its target.
+        _alert("DjangoQConfigMismatch",
+               f"{config_bad} or ("
+               "max by (job, instance) "
+               "(django_q_exporter_stats_rejected{reason=\"bad_signature\"}) > 0"
+               " unless on (job, instance) max by (job, instance) (django_q_readiness_check))",
+               t["for_config_mismatch"], "critical",
+               "django-q exporter {{ with $labels.host }}on {{ . }}{{ else }}"
+               "{{ $labels.instance }}{{ end }} is misconfigured",
                "The exporter rejects the clusters' Stats (SECRET_KEY or Q_CLUSTER name "
                "differ from the workers', see django_q_exporter_stats_rejected) or found a "
                "configuration problem at start: it cannot tell whether clusters run.",
