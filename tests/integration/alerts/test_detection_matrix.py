@@ -548,13 +548,15 @@ def test_broker_stopped(matrix):
     # moment, so ClusterDown may be pending for a few seconds (measured 2 s; never firing).
     # The producer enqueues again at once while the pushers still sleep off their last
     # failed dequeue (up to 10 s): the queue grows and nothing finishes for a while, so
-    # BacklogGrowing and ClusterStuck can be pending (the matrix's progress limit is 6 s;
-    # measured pending up to 10 s, never firing).
+    # BacklogGrowing, ClusterStuck and (the head task waiting past the 8 s age limit)
+    # QueueLatencyHigh can be pending (the matrix's progress limit is 6 s; measured
+    # pending up to 10 s, never firing).
     matrix.run_row("broker (Redis) stopped", matrix.redis.stop, recover,
                    {matrix.key("DjangoQBrokerDown", broker="redis"): 1},
                    {matrix.key("DjangoQUniqueTaskLockLost", task=SLEEPER),
                     matrix.key("DjangoQUniqueTaskNoRecentSuccess", task=SLEEPER),
                     matrix.key("DjangoQQueueBacklogGrowing", queue=matrix.name),
+                    matrix.key("DjangoQQueueLatencyHigh", queue=matrix.name),
                     *(matrix.down(h) for h in matrix.nodes),
                     *(matrix.key("DjangoQClusterStuck", cluster_name=matrix.name, host=h)
                       for h in matrix.nodes)})
