@@ -142,7 +142,7 @@ def functions(totals: Mapping[str, FunctionTotals],
 def assemble(r: Readings, identity: m.Identity, refresh: int = 5) -> m.StatusModel:
     return m.StatusModel(
         generated_at=r.now, identity=identity, ready=r.report.ok,
-        checks=tuple(m.Check(c.name, c.ok, c.reason) for c in r.report.checks),
+        checks=tuple(r.report.checks),
         clusters=_section(r.clusters, lambda views: clusters(
             views, r.now, identity.host, identity.cluster_name)),
         queues=_section(r.queues, lambda rs: queues(rs, r.now)),

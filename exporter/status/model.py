@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from exporter.health import CheckResult as Check  # one readiness check, as /readyz judged it
+
 T = TypeVar("T")
 
 
@@ -25,13 +27,6 @@ class Section(Generic[T]):
     @property
     def ok(self) -> bool:
         return self.error is None
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    reason: str
 
 
 @dataclass(frozen=True)
