@@ -467,10 +467,15 @@ def test_unique_task_registry_deleted(matrix):
         os.kill(state["pid"], signal.SIGCONT)
         matrix.resume_producer()
 
+    # Acceptable besides the lost lock: the previous row's frozen run of the same function
+    # was reincarnated as failed at the task timeout, and that failure can still be in the
+    # failure-ratio window here (seen once: pending 2 s into the row, fired at 12 s).
     matrix.run_row("unique-task registry deleted, then holder frozen", fault, recover,
                    {matrix.key("DjangoQUniqueTaskHeartbeatStale", task=SLEEPER): 2},
                    {matrix.key("DjangoQUniqueTaskLockLost", task=SLEEPER),
-                    matrix.key("DjangoQUniqueTaskNoRecentSuccess", task=SLEEPER)})
+                    matrix.key("DjangoQUniqueTaskNoRecentSuccess", task=SLEEPER),
+                    matrix.key("DjangoQTaskFailureRatioHigh",
+                               func="tests.unique_jobs.sleeper")})
 
 
 def test_failing_function(matrix):
