@@ -105,24 +105,64 @@ class Matrix:
         return self.key("DjangoQClusterDown", cluster_name=self.name, host=host)
 
     def wait_quiet(self, timeout: float = 120) -> None:
-        wait_for(lambda: not self.recorder.snapshot(), timeout, 0.25,
-                 what="no alert pending or firing")
+        deadline = time.monotonic() + timeout
+        while active := self.recorder.snapshot():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout}s waiting for no alert "
+                                     f"pending or firing; still active: {active}")
+            time.sleep(0.25)
 
     def monitor_pid(self, host: str) -> int:
         out = run_py(self.env, "import json\nfrom django_q.status import Stat\n"
                                "print(json.dumps({s.host: s.monitor for s in Stat.get_all()}))")
         return int(json.loads(out.strip().splitlines()[-1])[host])
 
-    def holder_pid(self) -> int:
-        raw = self.redis.client().get(f"django_q_exporter:{self.name}:unique:{SLEEPER}:state")
-        return int(json.loads(raw)["pid"])
+    def freeze_long_run(self) -> int:
+        """Starts a 12 s run of the sleeper and SIGSTOPs its worker once that run has held
+        the lock for 2 s; returns the pid. Only a long run holds that long (the producer's
+        take 1 s), so a producer's run that happens to hold the lock is never the one
+        frozen. A long run that meets a producer's run still holding the lock is skipped
+        as contended, as it should be: then it is enqueued again."""
+        prefix = f"django_q_exporter:{self.name}:unique:{SLEEPER}"
+        client = self.redis.client()
+
+        def long_holder() -> int | None:
+            token, raw = client.get(f"{prefix}:lock"), client.get(f"{prefix}:state")
+            if not token or not raw:
+                return None
+            record = json.loads(raw)
+            if record.get("token") != token.decode() or not record.get("started"):
+                return None
+            return int(record["pid"]) if time.time() - record["started"] >= 2.0 else None
+
+        for attempt in range(3):
+            enqueue(self.env, "tests.unique_jobs.sleeper", [(12,)])
+            try:
+                pid = wait_for(long_holder, 30, 0.1, what="a long run to hold the lock 2 s")
+            except AssertionError as exc:
+                if attempt == 2:
+                    exc.add_note(self.diagnostics())
+                    raise
+                continue
+            os.kill(pid, signal.SIGSTOP)
+            return pid
+        raise AssertionError("unreachable")
+
+    def diagnostics(self) -> str:
+        """What the broker holds, for a failure message: the queue and the unique-task
+        records."""
+        client = self.redis.client()
+        keys = sorted(k.decode() for k in client.scan_iter(count=1000))
+        queues = {k: client.llen(k) for k in keys if client.type(k) == b"list"}
+        unique = {k: client.get(k) for k in keys
+                  if k.endswith((":lock", ":state")) and client.type(k) == b"string"}
+        return f"broker lists {queues}; unique-task keys {unique}"
 
     def run_row(self, row: str, fault, recover, expected: dict[str, float],
                 acceptable: set[str] = frozenset(), extra: float = 0.0) -> dict:
         """``expected``: alert key -> detection delay beyond its for: (seconds)."""
         self.wait_quiet()
         t0 = time.monotonic()
-        fault()
         limit = {k: self.for_s[k.split("{")[0]] + delay + extra + 3 * SCRAPE + MARGIN
                  for k, delay in expected.items()}
 
@@ -130,9 +170,18 @@ class Matrix:
             states = self.recorder.snapshot()
             return all(states.get(k) == "firing" for k in expected)
 
-        wait_for(firing, max(limit.values(), default=0) + 5, 0.25,
-                 what=f"{row}: {sorted(expected)} firing "
-                      f"(now {self.recorder.snapshot()})")
+        try:
+            fault()
+            wait_for(firing, max(limit.values(), default=0) + 5, 0.25,
+                     what=f"{row}: {sorted(expected)} firing")
+        except BaseException as exc:
+            # Undo the fault so that this row's failure is not every later row's too.
+            exc.add_note(f"alerts at failure: {self.recorder.snapshot()}")
+            try:
+                recover()
+            except Exception as undo:  # noqa: BLE001 (reported with the first failure)
+                exc.add_note(f"recovery after the failure failed too: {undo!r}")
+            raise
         t1 = time.monotonic()
         recover()
         self.wait_quiet(150)
@@ -427,15 +476,11 @@ def test_unique_task_holder_frozen(matrix):
 
     def fault():
         matrix.pause_producer()
-        enqueue(matrix.env, "tests.unique_jobs.sleeper", [(12,)])
-        wait_for(lambda: matrix.redis.client().get(
-            f"django_q_exporter:{matrix.name}:unique:{SLEEPER}:lock"), 30, 0.1,
-            what="the long run to take the lock")
-        state["pid"] = matrix.holder_pid()
-        os.kill(state["pid"], signal.SIGSTOP)
+        state["pid"] = matrix.freeze_long_run()
 
     def recover():
-        os.kill(state["pid"], signal.SIGCONT)  # finishes, having lost its lock
+        if "pid" in state:
+            os.kill(state["pid"], signal.SIGCONT)  # finishes, having lost its lock
         matrix.resume_producer()
 
     matrix.run_row("unique-task holder frozen (SIGSTOP)", fault, recover,
@@ -455,16 +500,12 @@ def test_unique_task_registry_deleted(matrix):
     def fault():
         matrix.pause_producer()
         assert matrix.redis.client().delete(registry) == 1
-        enqueue(matrix.env, "tests.unique_jobs.sleeper", [(12,)])
-        wait_for(lambda: matrix.redis.client().get(
-            f"django_q_exporter:{matrix.name}:unique:{SLEEPER}:lock"), 30, 0.1,
-            what="the long run to take the lock")
+        state["pid"] = matrix.freeze_long_run()
         assert matrix.redis.client().hexists(registry, SLEEPER)
-        state["pid"] = matrix.holder_pid()
-        os.kill(state["pid"], signal.SIGSTOP)
 
     def recover():
-        os.kill(state["pid"], signal.SIGCONT)
+        if "pid" in state:
+            os.kill(state["pid"], signal.SIGCONT)
         matrix.resume_producer()
 
     # Acceptable besides the lost lock: the previous row's frozen run of the same function
