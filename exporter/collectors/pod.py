@@ -26,7 +26,16 @@ from exporter.memo import LastRead
 
 #: (family, suffix, sorted label pairs) of a series that reads 0 while the store has no
 #: row for it.
-Series = tuple[str, str, tuple[tuple[str, str], ...]]
+Pairs = tuple[tuple[str, str], ...]
+Series = tuple[str, str, Pairs]
+
+
+def _decode(labels_json: str) -> tuple[dict[str, str], Pairs]:
+    """A row's labels and their sorted pairs (the baseline's key), computed once per
+    labels JSON and kept from scrape to scrape: sorting every row's labels on every
+    scrape cost about as much as decoding them."""
+    labels = json.loads(labels_json)
+    return labels, tuple(sorted(labels.items()))
 
 
 class PodStoreCollector:
@@ -36,9 +45,13 @@ class PodStoreCollector:
                  baseline: Callable[[], Iterable[Series]] | None = None) -> None:
         self.store = store
         self.baseline = baseline
-        # labels JSON -> dict, shared by the samples of every scrape (never mutated):
-        # decoding thousands of them per scrape was most of this collector's time.
-        self._labels: LastRead[dict[str, str]] = LastRead()
+        # labels JSON -> (dict, sorted pairs), shared by the samples of every scrape (never
+        # mutated): decoding thousands of them per scrape was most of this collector's time.
+        self._labels: LastRead[tuple[dict[str, str], Pairs]] = LastRead()
+        # (what baseline() returned, its series as dict keys, their families): built again
+        # only when baseline() returns another object. A baseline returns the same object
+        # (never mutated) while its series are unchanged, as lock_counter_baseline does.
+        self._zeros: tuple[object, dict[Series, None], frozenset[str]] = (None, {}, frozenset())
 
     @staticmethod
     def _family(name: str, stored) -> Metric:
@@ -50,14 +63,13 @@ class PodStoreCollector:
     def collect(self) -> Iterable[Metric]:
         declared, rows = self.store.read()
         families = {name: self._family(name, f) for name, f in declared.items()}
-        zeros = dict.fromkeys(self.baseline() if self.baseline else ())  # ordered, no values
-        zero_families = {key[0] for key in zeros}
+        zeros, zero_families = self._baseline_zeros()
         histograms: dict[str, dict[tuple, dict[str, float]]] = {}
         decode = self._labels.get
         for family, suffix, labels_json, value in rows:
-            labels = decode(labels_json, json.loads)
+            labels, pairs = decode(labels_json, _decode)
             if family in zero_families:
-                zeros.pop((family, suffix, tuple(sorted(labels.items()))), None)
+                zeros.pop((family, suffix, pairs), None)
             if declared[family].type == "histogram":
                 series = histograms.setdefault(family, {}).setdefault(
                     tuple(sorted((k, v) for k, v in labels.items() if k != "le")), {})
@@ -82,3 +94,14 @@ class PodStoreCollector:
                 add(fam, labels, series.get("_count", 0.0), "_count")
                 add(fam, labels, series.get("_sum", 0.0), "_sum")
         return [f for f in families.values() if f.samples]
+
+    def _baseline_zeros(self) -> tuple[dict[Series, None], frozenset[str]]:
+        """This scrape's copy of the baseline as an ordered dict (the rows present are
+        popped from it) and the families it touches. Building the dict hashes every
+        series, thousands of nested tuples per scrape with a large registry; a copy of
+        the one built for an unchanged baseline does not hash again."""
+        series = self.baseline() if self.baseline else ()
+        if series is not self._zeros[0]:
+            zeros = dict.fromkeys(series)
+            self._zeros = (series, zeros, frozenset(key[0] for key in zeros))
+        return self._zeros[1].copy(), self._zeros[2]

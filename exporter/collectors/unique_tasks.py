@@ -60,7 +60,9 @@ class UniqueTaskCollector:
         """Every lock counter of the registered tasks (the first ``task_cap`` names, the
         workers' label budget), for the pod-store collector to show at 0 where this
         pod's workers have not counted yet. Known from the previous read: collectors run
-        side by side, so a newly registered task reads 0 from the scrape after."""
+        side by side, so a newly registered task reads 0 from the scrape after. The same
+        list, never mutated, while the registry is unchanged: the pod-store collector
+        builds its lookup table only from a new one."""
         names = self._names
         if self._baseline[0] != names:  # rebuilt only when the registry changed
             self._baseline = (names, [(spec.name, "_total", (("task", name),))
