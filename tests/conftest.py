@@ -25,16 +25,6 @@ KINDS = ("sqlite", "postgres", "redis")
 _names = itertools.count(1)
 
 
-def pytest_collection_modifyitems(items) -> None:
-    """With pytest-xdist (``--dist loadgroup``), each module's tests go to one worker, so a
-    module-scoped stack (the detection matrix's) is built once; the container tests share
-    one worker, so the images are built once."""
-    for item in items:
-        parts = item.path.relative_to(P.ROOT).parts
-        group = "containers" if "containers" in parts else "/".join(parts)
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(scope="session")
 def session_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("session")

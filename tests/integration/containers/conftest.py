@@ -50,24 +50,27 @@ def podman() -> E.Podman:
 
 @pytest.fixture(scope="session")
 def app_base(podman, figures) -> str:
-    return E.debian_image(E.APP_BASE_NAME, E.APP_BASE_PACKAGES, figures, "app_base_build")
+    with E.build_lock():
+        return E.debian_image(E.APP_BASE_NAME, E.APP_BASE_PACKAGES, figures, "app_base_build")
 
 
 @pytest.fixture(scope="session")
 def app_image(podman, app_base, figures) -> str:
-    return E.build(podman, APP_IMAGE, figures, "app_image_build",
-                   "--build-arg", f"BASE={app_base}", *E.build_args_for_pip())
+    with E.build_lock():
+        return E.build(podman, APP_IMAGE, figures, "app_image_build",
+                       "--build-arg", f"BASE={app_base}", *E.build_args_for_pip())
 
 
 @pytest.fixture(scope="session")
 def standin_images(podman, figures) -> dict[str, str]:
     """service name -> image of its stand-in (redis, postgres, prometheus)."""
-    base = E.debian_image(E.STANDIN_BASE_NAME, E.STANDIN_PACKAGES, figures,
-                          "standin_base_build")
-    images = {}
-    for service in STANDINS:
-        images[service] = E.build(
-            podman, f"localhost/django-q-exporter-standin-{service}:test", figures,
-            f"standin_{service}_build", "--build-arg", f"BASE={base}", "--target", service,
-            context=E.HERE / "standins")
+    with E.build_lock():
+        base = E.debian_image(E.STANDIN_BASE_NAME, E.STANDIN_PACKAGES, figures,
+                              "standin_base_build")
+        images = {}
+        for service in STANDINS:
+            images[service] = E.build(
+                podman, f"localhost/django-q-exporter-standin-{service}:test", figures,
+                f"standin_{service}_build", "--build-arg", f"BASE={base}", "--target",
+                service, context=E.HERE / "standins")
     return images

@@ -8,11 +8,15 @@ healthchecks itself, so callers run them with :meth:`Podman.healthcheck` while p
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,6 +95,19 @@ class Figures:
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.values, indent=2, sort_keys=True) + "\n")
+
+
+@contextmanager
+def build_lock() -> Iterator[None]:
+    """One image build at a time on this machine. The container tests' modules can run in
+    two pytest-xdist workers (or two suites run at once): the second waits for the first's
+    build and then finds it cached, instead of building the same tags beside it."""
+    with open(Path(tempfile.gettempdir()) / "django-q-exporter-image-build.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def debian_image(name: str, packages: tuple[str, ...], figures: Figures, key: str) -> str:
