@@ -26,6 +26,11 @@ import uuid
 
 import pytest
 
+from djq_contract import keys
+from exporter.collectors.clusters import ClusterCollector
+from exporter.collectors.queues import QueueCollector
+from exporter.collectors.schedules import ScheduleCollector
+from exporter.collectors.unique_tasks import UniqueTaskCollector
 from tests.integration.alerts.stack import (
     FOR,
     SCRAPE,
@@ -105,12 +110,12 @@ class Matrix:
         return self.key("DjangoQClusterDown", cluster_name=self.name, host=host)
 
     def wait_quiet(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while active := self.recorder.snapshot():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout}s waiting for no alert "
-                                     f"pending or firing; still active: {active}")
-            time.sleep(0.25)
+        try:
+            wait_for(lambda: not self.recorder.snapshot(), timeout, 0.25,
+                     what="no alert pending or firing")
+        except AssertionError as exc:
+            exc.add_note(f"still active: {self.recorder.snapshot()}")
+            raise
 
     def monitor_pid(self, host: str) -> int:
         out = run_py(self.env, "import json\nfrom django_q.status import Stat\n"
@@ -123,11 +128,12 @@ class Matrix:
         take 1 s), so a producer's run that happens to hold the lock is never the one
         frozen. A long run that meets a producer's run still holding the lock is skipped
         as contended, as it should be: then it is enqueued again."""
-        prefix = f"django_q_exporter:{self.name}:unique:{SLEEPER}"
+        prefix = keys.unique_prefix(self.name)
         client = self.redis.client()
 
         def long_holder() -> int | None:
-            token, raw = client.get(f"{prefix}:lock"), client.get(f"{prefix}:state")
+            token = client.get(keys.lock_key(prefix, SLEEPER))
+            raw = client.get(keys.state_key(prefix, SLEEPER))
             if not token or not raw:
                 return None
             record = json.loads(raw)
@@ -209,8 +215,8 @@ class Matrix:
         self.results.append(result)
         unexpected = seen - set(expected) - set(acceptable) - set(pending_only)
         timeline = [(round(t - t0, 1), k, s) for t, k, s in events]
-        assert not set(fired_at) & set(pending_only), (
-            f"{row}: {sorted(set(fired_at) & set(pending_only))} fired; events {timeline}")
+        blips_fired = sorted(set(fired_at) & set(pending_only))
+        assert not blips_fired, f"{row}: {blips_fired} fired; events {timeline}"
         assert not unexpected, (f"{row}: unexpected alerts {sorted(unexpected)}: {result}; "
                                 f"recovery began at {t1 - t0:.1f}s; events {timeline}")
         for k, bound in limit.items():
@@ -427,6 +433,11 @@ def _all_down(matrix) -> dict[str, float]:
     return out
 
 
+#: The collectors that read the broker (the schedules one: the ORM broker's database).
+BROKER_READERS = tuple(c.name for c in (ClusterCollector, QueueCollector,
+                                        UniqueTaskCollector, ScheduleCollector))
+
+
 def _collector_blips(matrix, nodes) -> set[str]:
     """At the scrape in which a stopped broker comes back, the collectors (parallel
     threads) and the broker check do not read at the same instant: a collector can still
@@ -434,7 +445,7 @@ def _collector_blips(matrix, nodes) -> set[str]:
     (seen once, ORM row: 1.1 s). It must never fire."""
     return {matrix.key("DjangoQExporterCollectorFailing", collector=c,
                        instance=f"127.0.0.1:{n.port}")
-            for n in nodes for c in ("clusters", "queue", "unique_tasks", "schedules")}
+            for n in nodes for c in BROKER_READERS}
 
 
 def _backlog_consequences(matrix) -> set[str]:
@@ -511,7 +522,7 @@ def test_unique_task_registry_deleted(matrix):
     """The registry is gone (a Redis restart without persistence): the next run
     registers again, so a frozen holder still alerts."""
     state = {}
-    registry = f"django_q_exporter:{matrix.name}:unique:registry"
+    registry = keys.registry_key(keys.unique_prefix(matrix.name))
 
     def fault():
         matrix.pause_producer()
