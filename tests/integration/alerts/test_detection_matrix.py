@@ -169,7 +169,9 @@ class Matrix:
                 pending_only: set[str] = frozenset()) -> dict:
         """``expected``: alert key -> detection delay beyond its for: (seconds).
         ``acceptable``: true consequences that may fire; ``pending_only``: blips that may
-        be pending for a moment but must never fire."""
+        be pending for a moment but must never fire. Detection is timed from the call of
+        ``fault``, or from the monotonic time it returns when setting the fault up takes
+        a while before the fault exists (a run must first hold a lock)."""
         self.wait_quiet()
         t0 = time.monotonic()
         limit = {k: self.for_s[k.split("{")[0]] + delay + extra + 3 * SCRAPE + MARGIN
@@ -180,7 +182,7 @@ class Matrix:
             return all(states.get(k) == "firing" for k in expected)
 
         try:
-            fault()
+            in_effect = fault()
             wait_for(firing, max(limit.values(), default=0) + 5, 0.25,
                      what=f"{row}: {sorted(expected)} firing")
         except BaseException as exc:
@@ -192,6 +194,7 @@ class Matrix:
                 exc.add_note(f"recovery after the failure failed too: {undo!r}")
             raise
         t1 = time.monotonic()
+        t_fault = t0 if in_effect is None else in_effect
         recover()
         self.wait_quiet(150)
         t2 = time.monotonic()
@@ -200,7 +203,7 @@ class Matrix:
         fired_at = {}
         for t, k, s in events:
             if s == "firing" and k not in fired_at:
-                fired_at[k] = t - t0
+                fired_at[k] = t - t_fault
         resolved_at = {k: t - t1 for t, k, s in events if s == "inactive" and t >= t1}
         result = {
             "row": row,
@@ -209,6 +212,7 @@ class Matrix:
             "for_s": {k: self.for_s[k.split("{")[0]] for k in fired_at},
             "time_to_resolve_s": {k: round(v, 1) for k, v in resolved_at.items()},
             "recovered_in_s": round(t2 - t1, 1),
+            "fault_set_up_s": round(t_fault - t0, 1),
             "acceptable": sorted(acceptable),
             "pending_only": sorted(pending_only),
         }
@@ -504,6 +508,7 @@ def test_unique_task_holder_frozen(matrix):
     def fault():
         matrix.pause_producer()
         state["pid"] = matrix.freeze_long_run()
+        return time.monotonic()  # the fault exists from the freeze on
 
     def recover():
         if "pid" in state:
@@ -528,7 +533,9 @@ def test_unique_task_registry_deleted(matrix):
         matrix.pause_producer()
         assert matrix.redis.client().delete(registry) == 1
         state["pid"] = matrix.freeze_long_run()
+        frozen_at = time.monotonic()
         assert matrix.redis.client().hexists(registry, SLEEPER)
+        return frozen_at
 
     def recover():
         if "pid" in state:
